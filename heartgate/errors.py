@@ -1,0 +1,34 @@
+"""Errors a user can act on. Each carries one readable line; the CLI prints it and exits non-zero."""
+
+
+class HeartgateError(Exception):
+    """Base class: the message is one line that names the problem."""
+
+
+class ConfigError(HeartgateError):
+    """A configuration file, override or environment variable is invalid."""
+
+
+class DataSourceError(HeartgateError):
+    """The data source could not be fetched, or its bytes are not what was expected."""
+
+
+class DataValidationError(HeartgateError):
+    """The fetched data does not have the ECG5000 shape or content."""
+
+
+class TrackingError(HeartgateError):
+    """MLflow tracking or the model registry refused an operation."""
+
+
+class TransientError(HeartgateError):
+    """An I/O failure that may pass on a retry (network, a busy lock). Only these are retried."""
+
+
+class SourceUnreachableError(DataSourceError, TransientError):
+    """The data source could not be reached."""
+
+
+def retry_only_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback shape
+    """Prefect `retry_condition_fn`: retry I/O failures, never a validation or logic error."""
+    return isinstance(state.data, TransientError)

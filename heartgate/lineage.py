@@ -1,0 +1,40 @@
+"""Lineage: where a model came from. One record, written as MLflow params/tags and registry
+version tags, read back by `heartgate lineage`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from heartgate.config import PROJECT_ROOT
+
+
+class Lineage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    data_md5: str
+    split_md5: str
+    data_source: str
+    git_commit: str
+    config_hash: str
+
+    def as_tags(self) -> dict[str, str]:
+        return {key: str(value) for key, value in self.model_dump().items()}
+
+
+def git_commit(repo: Path = PROJECT_ROOT) -> str:
+    """HEAD of the project checkout, marked `-dirty` when the tree has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+

@@ -1,0 +1,85 @@
+"""The state directory of the embedded default, and the process environment that keeps every
+component (Prefect, MLflow, DVC, TensorFlow, matplotlib) writing inside it and never in $HOME."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.root / "prefect"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def dvc_workspace(self) -> Path:
+        """A DVC repository (no git) whose tracked files are the dataset and the split."""
+        return self.root / "data"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.root / "dvc-remote"
+
+    @property
+    def downloads(self) -> Path:
+        """Fetched source files, kept by sha256 so a re-run does not download again."""
+        return self.root / "downloads"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def home(self) -> Path:
+        """Stands in for $HOME for libraries that insist on writing dot-files there."""
+        return self.root / "home"
+
+
+def runtime_environment(paths: StatePaths) -> dict[str, str]:
+    """Environment variables that point every component's files at the state dir."""
+    return {
+        "PREFECT_HOME": str(paths.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "TMPDIR": str(paths.tmp),
+        "MPLCONFIGDIR": str(paths.home / "matplotlib"),
+        "KERAS_HOME": str(paths.home / "keras"),
+        "XDG_CACHE_HOME": str(paths.home / "cache"),
+        # pip probes `rustc --version` for its user agent; the rustup shim then writes ~/.rustup.
+        "RUSTUP_HOME": str(paths.home / "rustup"),
+        "DVC_NO_ANALYTICS": "1",
+        "DVC_SITE_CACHE_DIR": str(paths.home / "dvc-site"),
+        "DVC_GLOBAL_CONFIG_DIR": str(paths.home / "dvc-global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(paths.home / "dvc-system"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # it writes ~/.config/mlflow and calls home
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "BENTOML_HOME": str(paths.root / "bentoml"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+
+
+def activate(paths: StatePaths) -> None:
+    """Create the state dir and point this process (and its children) at it.
+
+    Must run before prefect/mlflow/dvc are imported: they read their settings at import time.
+    """
+    for directory in (paths.root, paths.tmp, paths.home, paths.prefect_home, paths.mlflow_artifacts):
+        directory.mkdir(parents=True, exist_ok=True)
+    os.environ.update(runtime_environment(paths))

@@ -1,0 +1,45 @@
+"""Shared fixtures. Unit tests use synthetic beats; only integration tests touch ECG5000."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heartgate.ecg import HEADER
+
+REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000.csv.gz"
+REFERENCE_CSV_SHA256 = "acafb7357792d6d26e3be26f25aceda37faa46c0fce4bb7551ca4b3f26fa834d"
+
+
+def synthetic_rows(per_label: dict[int, int], seed: int = 0) -> list[str]:
+    """Random beats in canonical CSV rows (not ECG data): normal beats are a sine, abnormal noisy."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t = np.linspace(0, 2 * np.pi, 140)
+    for label, count in per_label.items():
+        for _ in range(count):
+            beat = np.sin(t) + rng.normal(0, 0.05 if label == 1 else 0.6, 140)
+            split = "train" if rng.random() < 0.2 else "test"
+            rows.append(",".join([split, str(label), *(f"{v:.8g}" for v in beat)]))
+    return sorted(rows, key=lambda row: not row.startswith("train,"))  # UCR TRAIN rows come first
+
+
+def synthetic_csv(per_label: dict[int, int] | None = None, seed: int = 0) -> str:
+    rows = synthetic_rows(per_label or {1: 120, 2: 60, 3: 10, 4: 10}, seed)
+    return HEADER + "\n" + "\n".join(rows) + "\n"
+
+
+@pytest.fixture
+def synthetic_csv_file(tmp_path: Path) -> Path:
+    path = tmp_path / "synthetic.csv"
+    path.write_text(synthetic_csv())
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_csv_gz() -> Path:
+    if not REFERENCE_DATA.exists():
+        pytest.skip(f"reference copy not found at {REFERENCE_DATA}")
+    return REFERENCE_DATA
