@@ -7,7 +7,9 @@ is activated: those libraries read their settings from the environment when they
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -56,10 +58,41 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+class _NoTracebackForKnownErrors(logging.Filter):
+    """A HeartgateError already names the problem in one line; its traceback is only noise.
+    Anything else (a bug) keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HeartgateError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextlib.contextmanager
+def prefect_session():
+    """Prefect's temporary server (used when no PREFECT_API_URL is set) stops at interpreter exit
+    and logs as it goes; stopping it here keeps heartgate's own last line last."""
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+
+    known_errors = _NoTracebackForKnownErrors()
+    run_loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    for logger in run_loggers:
+        logger.addFilter(known_errors)
+    try:
+        yield
+    finally:
+        APILogWorker.drain_all(timeout=5)  # the run's last logs, while the server still listens
+        for logger in run_loggers:
+            logger.removeFilter(known_errors)
+        SubprocessASGIServer().stop()
+
+
 def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from flows.train_and_deploy import train_and_deploy
 
-    summary = train_and_deploy(config_file=args.config, overrides=overrides)
+    with prefect_session():
+        summary = train_and_deploy(config_file=args.config, overrides=overrides)
     print("\n".join(summary.lines()))
 
 

@@ -70,7 +70,9 @@ def runtime_environment(paths: StatePaths) -> dict[str, str]:
         "MLFLOW_DISABLE_TELEMETRY": "true",  # it writes ~/.config/mlflow and calls home
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "BENTOML_HOME": str(paths.root / "bentoml"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
+        # TF's C++ side logs harmless graph-version notices at ERROR level; real failures still
+        # surface as Python exceptions.
+        "TF_CPP_MIN_LOG_LEVEL": "3",
         "GIT_PYTHON_REFRESH": "quiet",
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from importlib.metadata import version
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,7 +139,9 @@ def training_params(config: HeartgateConfig, lineage: Lineage, scaling: Scaling,
 def export_onnx(scorer, path: Path) -> None:
     # Keras refuses to export a model that was never called (field notes); a dummy batch does it.
     scorer(np.zeros((1, SAMPLES_PER_BEAT), dtype=np.float32))
-    scorer.export(str(path), format="onnx", verbose=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="In the future `np.object`", category=FutureWarning)
+        scorer.export(str(path), format="onnx", verbose=False)
 
 
 def train_and_log(

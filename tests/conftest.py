@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from heartgate.ecg import HEADER
+from heartgate.state import StatePaths, activate
 
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000.csv.gz"
 REFERENCE_CSV_SHA256 = "acafb7357792d6d26e3be26f25aceda37faa46c0fce4bb7551ca4b3f26fa834d"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Point this process's Prefect/MLflow/DVC/TensorFlow files at a scratch state dir before any
+    # of them is imported, as the CLI does: the tests never write to $HOME either.
+    activate(StatePaths(Path(tempfile.mkdtemp(prefix="heartgate-tests-"))))
 
 
 def synthetic_rows(per_label: dict[int, int], seed: int = 0) -> list[str]:
