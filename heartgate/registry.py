@@ -6,13 +6,14 @@ from typing import Any
 
 from heartgate.config import HeartgateConfig
 from heartgate.errors import TrackingError
-from heartgate.tracking import connect
+from heartgate.tracking import connect, require_existing_store
 
 
 def describe_version(config: HeartgateConfig, version_or_alias: str) -> dict[str, Any]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    require_existing_store(config)
     connect(config)
     client = mlflow.MlflowClient()
     name = config.registry.model_name

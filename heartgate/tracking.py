@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from heartgate.config import HeartgateConfig
+from heartgate.errors import TrackingError
 from heartgate.state import StatePaths
 
 
@@ -40,3 +41,11 @@ def connect(config: HeartgateConfig) -> Tracking:
         # Another run created it between our read and our create.
         experiment_id = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     return Tracking(uri, experiment_id)
+
+
+def require_existing_store(config: HeartgateConfig) -> None:
+    """For read-only commands: refuse to create an empty embedded store as a side effect."""
+    if config.mlflow.tracking_uri is None:
+        database = StatePaths(config.state_root).mlflow_dir / "mlflow.db"
+        if not database.exists():
+            raise TrackingError(f"no MLflow store at {database} yet: run `heartgate run` first")

@@ -90,7 +90,11 @@ def _download_s3(url: str, into: Path) -> Path:
     target = into / PurePosixPath(parsed.path).name
     try:
         boto3.client("s3").download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
-    except (BotoCoreError, ClientError) as exc:
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        missing_or_denied = code in ("404", "403", "NoSuchKey", "NoSuchBucket", "AccessDenied")
+        raise (DataSourceError if missing_or_denied else SourceUnreachableError)(f"cannot fetch {url}: {exc}") from None
+    except BotoCoreError as exc:
         raise SourceUnreachableError(f"cannot fetch {url}: {exc}") from None
     return target
 

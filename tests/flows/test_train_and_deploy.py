@@ -116,6 +116,18 @@ def test_second_run_registers_a_new_version_and_moves_candidate(first_run, clien
     assert list((root / "home").rglob("*")) == []
 
 
+def test_lineage_command_shows_the_version_and_refuses_unknown_ones(first_run):
+    root, state, _ = first_run
+    shown = heartgate("lineage", "candidate", "--state-dir", str(state), cwd=root / "cwd", home=root / "home")
+    assert shown.returncode == 0, shown.stderr
+    assert '"data_md5"' in shown.stdout and '"candidate"' in shown.stdout
+    missing = heartgate("lineage", "42", "--state-dir", str(state), cwd=root / "cwd", home=root / "home")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1].startswith(
+        "heartgate: error: no version '42' of model 'heartgate-ecg-autoencoder'"
+    )
+
+
 def test_bad_source_fails_the_run_with_one_line(first_run, client, tmp_path):
     root, state, _ = first_run
     bad = tmp_path / "bad.csv"

@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import http.server
+import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -167,3 +168,37 @@ def test_default_source_is_byte_identical_to_the_reference(tmp_path):
 @pytest.mark.integration
 def test_reference_copy_matches_the_documented_hash(reference_csv_gz):
     assert hashlib.sha256(gzip.decompress(reference_csv_gz.read_bytes())).hexdigest() == REFERENCE_CSV_SHA256
+
+
+@pytest.mark.integration
+def test_s3_source_is_fetched_and_checked(tmp_path, aws, synthetic_csv_file):
+    aws.create_bucket(Bucket="ecg-source")
+    aws.upload_file(str(synthetic_csv_file), "ecg-source", "ecg5000.csv")
+    fetched = fetch_source("s3://ecg-source/ecg5000.csv", sha256_of(synthetic_csv_file), tmp_path / "downloads")
+    assert fetched.read_bytes() == synthetic_csv_file.read_bytes()
+    with pytest.raises(DataSourceError, match="cannot fetch s3://ecg-source/missing.csv"):
+        fetch_source("s3://ecg-source/missing.csv", None, tmp_path / "downloads")
+
+
+@pytest.mark.integration
+def test_dvc_s3_remote_receives_the_data_and_restores_it(tmp_path, aws, synthetic_csv_file):
+    """Past one machine the DVC remote is S3: push there, then restore with `dvc pull`."""
+    aws.create_bucket(Bucket="heartgate-dvc")
+    config = load_config(
+        overrides={
+            "state_dir": str(tmp_path / "state"),
+            "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": "s3://heartgate-dvc/ecg"},
+        }
+    )
+    version = pull_data_version(config)
+    keys = [o["Key"] for o in aws.list_objects_v2(Bucket="heartgate-dvc")["Contents"]]
+    assert f"ecg/files/md5/{version.md5[:2]}/{version.md5[2:]}" in keys
+
+    from dvc.repo import Repo
+
+    workspace = StatePaths(config.state_root).dvc_workspace
+    shutil.rmtree(workspace / ".dvc" / "cache")
+    (workspace / DATA_FILE).unlink()
+    with Repo(str(workspace)) as repo:
+        repo.pull([str(workspace / DATA_FILE)])
+    assert (workspace / DATA_FILE).read_bytes() == synthetic_csv_file.read_bytes()
