@@ -83,6 +83,27 @@ class ThresholdConfig(_Section):
     normal_quantile: float = Field(default=0.99, gt=0, lt=1)
 
 
+class GateConfig(_Section):
+    margin: float = Field(
+        default=0.0, ge=0, description="The candidate must beat production by more than this, on both metrics."
+    )
+    bootstrap: bool = Field(
+        default=False,
+        description=(
+            "Also require the paired-bootstrap lower confidence bound of each improvement to be above the "
+            "margin (off: the user's rule, strictly better precision and recall)."
+        ),
+    )
+    bootstrap_samples: int = Field(default=1000, ge=100)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    seed: int = 0
+
+
+class ApprovalConfig(_Section):
+    timeout_s: int = Field(default=86_400, gt=0, description="Unanswered for this long means not approved.")
+    poll_interval_s: int = Field(default=10, gt=0, description="How often the paused run checks for an answer.")
+
+
 class MlflowConfig(_Section):
     tracking_uri: str | None = Field(
         default=None, description="MLflow tracking server. Default: SQLite under the state dir."
@@ -103,6 +124,8 @@ class HeartgateConfig(_Section):
     split: SplitConfig = SplitConfig()
     train: TrainConfig = TrainConfig()
     threshold: ThresholdConfig = ThresholdConfig()
+    gate: GateConfig = GateConfig()
+    approval: ApprovalConfig = ApprovalConfig()
     mlflow: MlflowConfig = MlflowConfig()
     registry: RegistryConfig = RegistryConfig()
 

@@ -8,6 +8,22 @@ from heartgate.config import HeartgateConfig
 from heartgate.errors import TrackingError
 from heartgate.tracking import connect, require_existing_store
 
+CANDIDATE_ALIAS = "candidate"  # the newest registered candidate
+PRODUCTION_ALIAS = "production"  # moved only by an approved promotion
+PREVIOUS_ALIAS = "previous"  # the production version before the last promotion, for rollback
+
+
+def version_by_alias(client, name: str, alias: str):  # noqa: ANN001, ANN201 - mlflow types
+    """The ModelVersion an alias points at, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
 
 def describe_version(config: HeartgateConfig, version_or_alias: str) -> dict[str, Any]:
     import mlflow

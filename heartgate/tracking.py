@@ -4,6 +4,7 @@ configured tracking URI (an MLflow server on PostgreSQL + S3) replaces both."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from heartgate.config import HeartgateConfig
 from heartgate.errors import TrackingError
@@ -49,3 +50,11 @@ def require_existing_store(config: HeartgateConfig) -> None:
         database = StatePaths(config.state_root).mlflow_dir / "mlflow.db"
         if not database.exists():
             raise TrackingError(f"no MLflow store at {database} yet: run `heartgate run` first")
+
+
+def download_onnx(run_id: str, artifact: str, into: Path) -> Path:
+    """A local copy of a run's ONNX export (a no-op copy for the embedded file store)."""
+    import mlflow
+
+    into.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=str(into)))

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import HeartgateConfig, ThresholdConfig
 from heartgate.scorer import OnnxScorer
-from heartgate.tracking import connect
+from heartgate.tracking import connect, download_onnx
 from tasks.pull_data import DataVersion
 from tasks.split_data import SplitVersion, load_split_arrays
 from tasks.train import TrainResult
@@ -179,12 +179,6 @@ def roc_pr_curves(errors: np.ndarray, abnormal: np.ndarray, metrics: Metrics):
 # --- the task ------------------------------------------------------------------------------------
 
 
-def download_onnx(trained: TrainResult, into: Path) -> Path:
-    import mlflow
-
-    return Path(mlflow.artifacts.download_artifacts(run_id=trained.run_id, artifact_path=trained.onnx_artifact, dst_path=str(into)))
-
-
 def evaluate_and_log(
     config: HeartgateConfig, data: DataVersion, split: SplitVersion, trained: TrainResult
 ) -> EvaluationResult:
@@ -193,7 +187,7 @@ def evaluate_and_log(
     arrays = load_split_arrays(data, split, config.split.seed)
     connect(config)
     with tempfile.TemporaryDirectory() as scratch:
-        scorer = OnnxScorer(download_onnx(trained, Path(scratch)))
+        scorer = OnnxScorer(download_onnx(trained.run_id, trained.onnx_artifact, Path(scratch)))
         validation_errors = scorer.errors(arrays.validation)
         test_errors = scorer.errors(arrays.test)
     threshold = pick_threshold(validation_errors, arrays.validation_abnormal, config.threshold)

@@ -8,12 +8,10 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import HeartgateConfig
 from heartgate.lineage import Lineage
+from heartgate.registry import CANDIDATE_ALIAS
 from heartgate.tracking import connect
 from tasks.evaluate import EvaluationResult
 from tasks.train import TrainResult
-
-CANDIDATE_ALIAS = "candidate"
-PRODUCTION_ALIAS = "production"
 
 
 class RegisteredVersion(BaseModel):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import subprocess
@@ -13,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from heartgate.state import StatePaths
-from tasks.register import CANDIDATE_ALIAS
+from heartgate.registry import CANDIDATE_ALIAS
+from tests.conftest import REFERENCE_CSV_SHA256
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,11 +48,14 @@ def client(first_run):
     return mlflow.MlflowClient(tracking_uri=StatePaths(state).mlflow_tracking_uri)
 
 
-def test_candidate_is_registered_with_lineage(first_run, client, reference_csv_gz):
+def test_candidate_is_registered_with_lineage(first_run, client):
+    _, state, _ = first_run
     version = client.get_model_version_by_alias(MODEL_NAME, CANDIDATE_ALIAS)
     assert str(version.version) == "1"
     tags = version.tags
-    assert tags["data_md5"] == hashlib.md5(gzip.decompress(reference_csv_gz.read_bytes())).hexdigest()
+    tracked = (StatePaths(state).dvc_workspace / "ecg5000.csv").read_bytes()
+    assert hashlib.sha256(tracked).hexdigest() == REFERENCE_CSV_SHA256
+    assert tags["data_md5"] == hashlib.md5(tracked).hexdigest()
     for key in ("split_md5", "git_commit", "config_hash", "run_id", "threshold", "test_precision", "test_recall", "test_roc_auc"):
         assert tags[key], key
     assert tags["run_id"] == version.run_id
