@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-unit benchmark lock clean
+.PHONY: help venv run up down test test-unit benchmark lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,12 @@ venv: $(STAMP) ## Create or update the virtual environment from requirements.loc
 
 run: $(STAMP) ## Run train-and-deploy on the embedded default (state in .heartgate/)
 	$(BIN)/heartgate run
+
+up: $(STAMP) ## Start the embedded stack: Prefect UI at 127.0.0.1:4200 (Run train-and-deploy there), worker, MLflow UI at :5000
+	$(BIN)/heartgate up
+
+down: $(STAMP) ## Stop the embedded stack
+	$(BIN)/heartgate down
 
 test: $(STAMP) ## Run every test: unit, then integration (real DVC, MLflow, Prefect, training)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

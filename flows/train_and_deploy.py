@@ -10,7 +10,11 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import load_config, nest
 from heartgate.lineage import Lineage, git_commit
+from heartgate.state import StatePaths, activate
+from tasks.approval import ApprovalOutcome, record_approval, request_approval, timed_out_error
 from tasks.evaluate import EvaluationResult, evaluate_and_pick_threshold
+from tasks.gate import GateDecision, promotion_gate
+from tasks.promote import Promotion, promote
 from tasks.pull_data import DataVersion, pull_data
 from tasks.register import RegisteredVersion, register
 from tasks.split_data import SplitVersion, split_data
@@ -26,6 +30,19 @@ class RunSummary(BaseModel):
     trained: TrainResult
     evaluation: EvaluationResult
     candidate: RegisteredVersion
+    gate: GateDecision
+    approval: ApprovalOutcome | None = None
+    promotion: Promotion | None = None
+
+    @property
+    def outcome(self) -> str:
+        version = self.candidate.version
+        if self.promotion:
+            return f"promoted version {version} to @production (approved by {self.promotion.reviewer})"
+        if not self.gate.promotable:
+            return f"not promoted: version {version} did not pass the gate; production unchanged"
+        assert self.approval is not None
+        return f"not promoted: version {version} rejected by {self.approval.reviewer}; production unchanged"
 
     def lines(self) -> list[str]:
         test = self.evaluation.test
@@ -35,17 +52,24 @@ class RunSummary(BaseModel):
             f"threshold {self.evaluation.threshold:.5g} ({self.evaluation.threshold_rule}); test precision "
             f"{test.precision:.4f} recall {test.recall:.4f} F1 {test.f1:.4f} ROC AUC {test.roc_auc:.4f} PR AUC {test.pr_auc:.4f}",
             f"registered {self.candidate.name} version {self.candidate.version} as @candidate",
+            *(f"gate: {reason}" for reason in self.gate.reasons),
+            self.outcome,
         ]
 
 
 @flow(name="train-and-deploy")
-def train_and_deploy(config_file: str | None = None, overrides: dict[str, Any] | None = None) -> RunSummary:
-    """Train a candidate on the current data and register it.
+def train_and_deploy(
+    config_file: str | None = None, overrides: dict[str, Any] | None = None, auto_approve: bool = False
+) -> RunSummary:
+    """Train a candidate on the current data, compare it with production and, if it is better on
+    both precision and recall and a person approves, promote it.
 
     overrides: dotted config keys, e.g. {"train.epochs": 20}; they win over the config file and
-    HEARTGATE_* environment variables.
+    HEARTGATE_* environment variables. auto_approve: skip the human approval (demos, CI); the
+    lineage then records the approver as "auto".
     """
     config = load_config(config_file, nest(overrides or {}, "."), environ=os.environ)
+    activate(StatePaths(config.state_root))
 
     data = pull_data(config)
     split = split_data(data, config)
@@ -59,10 +83,21 @@ def train_and_deploy(config_file: str | None = None, overrides: dict[str, Any] |
     trained = train(config, data, split, lineage)
     evaluation = evaluate_and_pick_threshold(config, data, split, trained)
     candidate = register(config, lineage, trained, evaluation)
+    decision = promotion_gate(config, data, split, candidate)
+
+    approval = promotion = None
+    if decision.promotable:
+        approval = request_approval(decision, candidate, config, auto_approve)
+        record_approval(config, candidate, approval)
+        if approval.decision == "timed_out":
+            raise timed_out_error(candidate, config)
+        if approval.approved:
+            promotion = promote(config, candidate, decision, approval)
 
     summary = RunSummary(
-        data=data, split=split, lineage=lineage, trained=trained, evaluation=evaluation, candidate=candidate
-    )
+        data=data, split=split, lineage=lineage, trained=trained, evaluation=evaluation,
+        candidate=candidate, gate=decision, approval=approval, promotion=promotion,
+    )  # fmt: skip
     logger = get_run_logger()
     for line in summary.lines():
         logger.info(line)

@@ -37,7 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run train-and-deploy now, in this process")
+    run.add_argument(
+        "--auto-approve", action="store_true",
+        help="approve a candidate that passes the gate without asking (demos, CI); recorded as reviewer 'auto'",
+    )  # fmt: skip
     _common(run)
+
+    for verb, meaning in (("approve", "promote"), ("reject", "not promote")):
+        answer = commands.add_parser(verb, help=f"answer a run waiting for approval: {meaning} its candidate")
+        answer.add_argument("flow_run_id", help="the waiting flow run's id (see `heartgate pending`)")
+        answer.add_argument("--reviewer", required=True, help="your name, recorded in the lineage")
+        answer.add_argument("--comment", default="", help="why, recorded in the lineage")
+        _common(answer)
+
+    pending = commands.add_parser("pending", help="list runs waiting for approval")
+    _common(pending)
+
+    stack_up = commands.add_parser("up", help="start the embedded stack: Prefect server + UI, worker, deployments, MLflow UI")
+    _common(stack_up)
+    stack_down = commands.add_parser("down", help="stop the embedded stack")
+    _common(stack_down)
 
     pull = commands.add_parser("pull-data", help="fetch, check and version the data (no training)")
     _common(pull)
@@ -92,8 +111,28 @@ def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: di
     from flows.train_and_deploy import train_and_deploy
 
     with prefect_session():
-        summary = train_and_deploy(config_file=args.config, overrides=overrides)
+        summary = train_and_deploy(config_file=args.config, overrides=overrides, auto_approve=args.auto_approve)
     print("\n".join(summary.lines()))
+
+
+def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from tasks.approval import answer_paused_run
+
+    approve = args.command == "approve"
+    with prefect_session():
+        name = answer_paused_run(args.flow_run_id, approve, args.reviewer, args.comment)
+    print(f"{'approved' if approve else 'rejected'} flow run {name} as {args.reviewer}")
+
+
+def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from tasks.approval import waiting_runs
+
+    with prefect_session():
+        runs = waiting_runs()
+    for run_id, name, since in runs:
+        print(f"{run_id}  {name}  waiting since {since}")
+    if not runs:
+        print("no runs are waiting for approval")
 
 
 def command_pull_data(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
@@ -112,7 +151,34 @@ def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides
     print(json.dumps(describe_version(config, args.version), indent=2, sort_keys=True))
 
 
-COMMANDS = {"run": command_run, "pull-data": command_pull_data, "lineage": command_lineage}
+def command_up(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate import stack
+
+    started = stack.up(config)
+    print(f"Prefect UI   {started.prefect_ui}  (deployments train-and-deploy/nightly and /manual, pool {config.stack.work_pool})")
+    if started.mlflow_ui:
+        print(f"MLflow UI    {started.mlflow_ui}")
+    print(f"CLI          export PREFECT_API_URL={started.prefect_api}  # then heartgate pending / approve / reject")
+    print("stop with    heartgate down")
+
+
+def command_down(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate import stack
+
+    stopped = stack.down(config)
+    print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+COMMANDS = {
+    "run": command_run,
+    "approve": command_answer,
+    "reject": command_answer,
+    "pending": command_pending,
+    "pull-data": command_pull_data,
+    "lineage": command_lineage,
+    "up": command_up,
+    "down": command_down,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -115,6 +115,15 @@ class RegistryConfig(_Section):
     model_name: str = "heartgate-ecg-autoencoder"
 
 
+class StackConfig(_Section):
+    """The embedded stack started by `heartgate up`: all on loopback."""
+
+    host: str = "127.0.0.1"
+    prefect_port: int = Field(default=4200, gt=0, lt=65536)
+    mlflow_port: int = Field(default=5000, gt=0, lt=65536)
+    work_pool: str = "heartgate"
+
+
 class HeartgateConfig(_Section):
     state_dir: Path = Field(
         default=Path(".heartgate"),
@@ -128,6 +137,7 @@ class HeartgateConfig(_Section):
     approval: ApprovalConfig = ApprovalConfig()
     mlflow: MlflowConfig = MlflowConfig()
     registry: RegistryConfig = RegistryConfig()
+    stack: StackConfig = StackConfig()
 
     @property
     def state_root(self) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import HeartgateConfig, ThresholdConfig
@@ -46,6 +47,20 @@ class EvaluationResult(BaseModel):
     threshold_rule: str
     validation: Metrics
     test: Metrics
+
+    def markdown(self) -> str:
+        rows = [
+            f"### Candidate metrics (threshold {self.threshold:.5g}, rule `{self.threshold_rule}`; abnormal = positive)",
+            "",
+            "| split | precision | recall | F1 | accuracy | ROC AUC | PR AUC | TP | FP | TN | FN |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, m in (("validation", self.validation), ("test", self.test)):
+            rows.append(
+                f"| {name} | {m.precision:.4f} | {m.recall:.4f} | {m.f1:.4f} | {m.accuracy:.4f} | {m.roc_auc:.4f} "
+                f"| {m.pr_auc:.4f} | {m.tp} | {m.fp} | {m.tn} | {m.fn} |"
+            )
+        return "\n".join(rows)
 
 
 # --- pure metric helpers -------------------------------------------------------------------------
@@ -210,6 +225,7 @@ def evaluate_and_pick_threshold(
     config: HeartgateConfig, data: DataVersion, split: SplitVersion, trained: TrainResult
 ) -> EvaluationResult:
     result = evaluate_and_log(config, data, split, trained)
+    create_markdown_artifact(result.markdown(), key="candidate-metrics", description="validation and test metrics")
     get_run_logger().info(
         "threshold %.5g (%s); test precision %.4f recall %.4f F1 %.4f ROC AUC %.4f",
         result.threshold, result.threshold_rule, result.test.precision, result.test.recall,

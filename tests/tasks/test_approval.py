@@ -1,0 +1,35 @@
+import pytest
+from pydantic import ValidationError
+
+from tasks.approval import Approval, ApprovalOutcome, approval_request
+from tasks.register import RegisteredVersion
+from tests.tasks.test_gate import STRICT, score
+from tasks.gate import decide
+
+CANDIDATE = RegisteredVersion(
+    name="heartgate-ecg-autoencoder", version="2", run_id="run123",
+    tags={"threshold": "0.00123", "threshold_rule": "max_f1", "data_md5": "d" * 32, "split_md5": "s" * 32, "git_commit": "abc"},
+)  # fmt: skip
+
+
+def test_request_shows_the_comparison_and_what_would_be_deployed():
+    text = approval_request(decide(score("2", 0.97, 0.96), score("1", 0.95, 0.94), STRICT), CANDIDATE, "RUN-ID")
+    assert "Promote heartgate-ecg-autoencoder version 2 to production?" in text
+    assert "| precision | 0.9700 | 0.9500 | +0.0200 |" in text
+    assert "MLflow run `run123`, threshold 0.00123 (max_f1)" in text
+    assert "heartgate approve RUN-ID --reviewer NAME" in text
+
+
+def test_answer_needs_a_reviewer():
+    with pytest.raises(ValidationError):
+        Approval(approve=True, reviewer="")
+    assert Approval(approve=False, reviewer="bob").comment == ""
+
+
+def test_outcome_tags_go_into_the_lineage():
+    outcome = ApprovalOutcome(decision="rejected", reviewer="bob", comment="too few beats", answered_at="t")
+    assert not outcome.approved
+    assert outcome.as_tags() == {
+        "approval.decision": "rejected", "approval.reviewer": "bob",
+        "approval.comment": "too few beats", "approval.answered_at": "t",
+    }  # fmt: skip
