@@ -98,8 +98,9 @@ def request_approval(
     flow_run_id = str(get_run_context().flow_run.id)
     logger = get_run_logger()
     logger.info(
-        "waiting up to %ss for approval in the Prefect UI, or: heartgate approve %s --reviewer NAME",
-        config.approval.timeout_s, flow_run_id,
+        "version %s passed the gate and waits up to %ss for approval: answer in the Prefect UI, or run "
+        "`heartgate approve %s --reviewer NAME` (or `heartgate reject ...`) in another terminal",
+        candidate.version, config.approval.timeout_s, flow_run_id,
     )  # fmt: skip
     try:
         answer = pause_flow_run(

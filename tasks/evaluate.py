@@ -7,6 +7,7 @@ when its reconstruction error is strictly greater than the threshold.
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,7 @@ def evaluate_and_log(
     config: HeartgateConfig, data: DataVersion, split: SplitVersion, trained: TrainResult
 ) -> EvaluationResult:
     import mlflow
+    from mlflow.entities import Metric
 
     arrays = load_split_arrays(data, split, config.split.seed)
     connect(config)
@@ -213,8 +215,9 @@ def evaluate_and_log(
         test=classification_metrics(test_errors, arrays.test_abnormal, threshold),
     )
     client = mlflow.MlflowClient()
-    for key, value in {"threshold": threshold, **result.validation.as_mlflow("val"), **result.test.as_mlflow("test")}.items():
-        client.log_metric(trained.run_id, key, value)
+    now = int(time.time() * 1000)
+    values = {"threshold": threshold, **result.validation.as_mlflow("val"), **result.test.as_mlflow("test")}
+    client.log_batch(trained.run_id, metrics=[Metric(key, value, now, 0) for key, value in values.items()])
     client.log_figure(trained.run_id, error_histogram(test_errors, arrays.test_abnormal, threshold), "plots/error_histogram.png")
     client.log_figure(trained.run_id, roc_pr_curves(test_errors, arrays.test_abnormal, result.test), "plots/roc_pr_curves.png")
     return result

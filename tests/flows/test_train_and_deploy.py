@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from heartgate.state import StatePaths
-from heartgate.registry import CANDIDATE_ALIAS
+from heartgate.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS
 from tests.conftest import REFERENCE_CSV_SHA256
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,7 +35,7 @@ def first_run(tmp_path_factory):
     home.mkdir()
     work.mkdir()
     state = root / "state"
-    result = heartgate("run", "--state-dir", str(state), cwd=work, home=home)
+    result = heartgate("run", "--auto-approve", "--state-dir", str(state), cwd=work, home=home)
     assert result.returncode == 0, result.stderr[-4000:]
     return root, state, result
 
@@ -59,7 +59,10 @@ def test_candidate_is_registered_with_lineage(first_run, client):
     for key in ("split_md5", "git_commit", "config_hash", "run_id", "threshold", "test_precision", "test_recall", "test_roc_auc"):
         assert tags[key], key
     assert tags["run_id"] == version.run_id
-    assert {k: str(v) for k, v in client.get_registered_model(MODEL_NAME).aliases.items()} == {CANDIDATE_ALIAS: "1"}  # no @production yet
+    assert {k: str(v) for k, v in client.get_registered_model(MODEL_NAME).aliases.items()} == {
+        CANDIDATE_ALIAS: "1",
+        PRODUCTION_ALIAS: "1",  # the first candidate passes the gate; --auto-approve promotes it
+    }
 
 
 def test_quality_on_the_fixed_test_split(client):
@@ -106,13 +109,20 @@ def test_nothing_is_written_outside_the_state_dir(first_run):
 def test_summary_is_printed(first_run):
     _, _, result = first_run
     assert "registered heartgate-ecg-autoencoder version 1 as @candidate" in result.stdout
+    assert "promoted version 1 to @production (approved by auto)" in result.stdout
 
 
 def test_second_run_registers_a_new_version_and_moves_candidate(first_run, client):
     root, state, _ = first_run
-    result = heartgate("run", "--state-dir", str(state), "--set", "train.epochs=2", cwd=root / "cwd", home=root / "home")
+    result = heartgate(
+        "run", "--auto-approve", "--state-dir", str(state), "--set", "train.epochs=2", cwd=root / "cwd", home=root / "home"
+    )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert {k: str(v) for k, v in client.get_registered_model(MODEL_NAME).aliases.items()} == {CANDIDATE_ALIAS: "2"}
+    assert "not promoted: version 2 did not pass the gate" in result.stdout
+    assert {k: str(v) for k, v in client.get_registered_model(MODEL_NAME).aliases.items()} == {
+        CANDIDATE_ALIAS: "2",
+        PRODUCTION_ALIAS: "1",
+    }
     first, second = (client.get_model_version(MODEL_NAME, v) for v in ("1", "2"))
     assert second.tags["data_md5"] == first.tags["data_md5"]
     assert second.tags["config_hash"] != first.tags["config_hash"]
@@ -136,7 +146,7 @@ def test_bad_source_fails_the_run_with_one_line(first_run, client, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("split,label\n1,2\n")
     result = heartgate(
-        "run", "--state-dir", str(state), "--set", f"data.source={bad}", "--set", "data.sha256=null",
+        "run", "--auto-approve", "--state-dir", str(state), "--set", f"data.source={bad}", "--set", "data.sha256=null",
         cwd=root / "cwd", home=root / "home",
     )  # fmt: skip
     assert result.returncode == 1
