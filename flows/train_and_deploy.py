@@ -12,9 +12,11 @@ from heartgate.config import load_config, nest
 from heartgate.lineage import Lineage, git_commit
 from heartgate.state import StatePaths, activate
 from tasks.approval import ApprovalOutcome, record_approval, request_approval, timed_out_error
+from tasks.build_bento import build_bento
+from tasks.deploy import Deployment, terraform_apply
 from tasks.evaluate import EvaluationResult, evaluate_and_pick_threshold
 from tasks.gate import GateDecision, promotion_gate
-from tasks.promote import Promotion, promote
+from tasks.promote import Promotion, promote, revert_promotion_task
 from tasks.pull_data import DataVersion, pull_data
 from tasks.register import RegisteredVersion, register
 from tasks.split_data import SplitVersion, split_data
@@ -33,12 +35,16 @@ class RunSummary(BaseModel):
     gate: GateDecision
     approval: ApprovalOutcome | None = None
     promotion: Promotion | None = None
+    deployment: Deployment | None = None
 
     @property
     def outcome(self) -> str:
         version = self.candidate.version
-        if self.promotion:
-            return f"promoted version {version} to @production (approved by {self.promotion.reviewer})"
+        if self.promotion and self.deployment:
+            return (
+                f"promoted version {version} to @production (approved by {self.promotion.reviewer}) "
+                f"and deployed {self.deployment.bento_tag} to {self.deployment.target} at {self.deployment.url}"
+            )
         if not self.gate.promotable:
             return f"not promoted: version {version} did not pass the gate; production unchanged"
         assert self.approval is not None
@@ -62,7 +68,7 @@ def train_and_deploy(
     config_file: str | None = None, overrides: dict[str, Any] | None = None, auto_approve: bool = False
 ) -> RunSummary:
     """Train a candidate on the current data, compare it with production and, if it is better on
-    both precision and recall and a person approves, promote it.
+    both precision and recall and a person approves, promote and deploy it.
 
     overrides: dotted config keys, e.g. {"train.epochs": 20}; they win over the config file and
     HEARTGATE_* environment variables. auto_approve: skip the human approval (demos, CI); the
@@ -85,7 +91,7 @@ def train_and_deploy(
     candidate = register(config, lineage, trained, evaluation)
     decision = promotion_gate(config, data, split, candidate)
 
-    approval = promotion = None
+    approval = promotion = deployment = None
     if decision.promotable:
         approval = request_approval(decision, candidate, config, auto_approve)
         record_approval(config, candidate, approval)
@@ -94,9 +100,17 @@ def train_and_deploy(
         if approval.approved:
             promotion = promote(config, candidate, decision, approval)
 
+    if promotion:
+        try:
+            bento = build_bento(config, promotion.version)
+            deployment = terraform_apply(config, bento, data, split)
+        except Exception as failure:  # nothing half-deployed: production goes back too
+            revert_promotion_task(config, promotion, str(failure))
+            raise
+
     summary = RunSummary(
         data=data, split=split, lineage=lineage, trained=trained, evaluation=evaluation,
-        candidate=candidate, gate=decision, approval=approval, promotion=promotion,
+        candidate=candidate, gate=decision, approval=approval, promotion=promotion, deployment=deployment,
     )  # fmt: skip
     logger = get_run_logger()
     for line in summary.lines():

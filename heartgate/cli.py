@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     pending = commands.add_parser("pending", help="list runs waiting for approval")
     _common(pending)
 
+    rollback = commands.add_parser("rollback", help="put @previous back into production and serving")
+    _common(rollback)
+    status = commands.add_parser("status", help="what is deployed where, with its lineage")
+    _common(status)
+    undeploy = commands.add_parser("undeploy", help="stop serving: terraform destroy on the target")
+    _common(undeploy)
+
     stack_up = commands.add_parser("up", help="start the embedded stack: Prefect server + UI, worker, deployments, MLflow UI")
     _common(stack_up)
     stack_down = commands.add_parser("down", help="stop the embedded stack")
@@ -151,6 +158,49 @@ def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides
     print(json.dumps(describe_version(config, args.version), indent=2, sort_keys=True))
 
 
+def command_rollback(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from tasks.rollback import rollback_production
+
+    with prefect_session():  # the promotion lock is a Prefect concurrency limit
+        rollback_production(config, log=_progress)
+
+
+def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS, describe_version
+    from tasks.deploy import answering_version, read_deployment
+
+    deployed = read_deployment(config)
+    if deployed is None:
+        print(f"{config.deploy.target}: nothing deployed")
+    else:
+        answering = answering_version(deployed.url)
+        health = f"answering as version {answering}" if answering else "NOT ANSWERING"
+        print(f"{deployed.target}: {deployed.bento_tag} at {deployed.url} ({health})")
+        lineage = describe_version(config, deployed.registry_version)
+        tags = lineage["tags"]
+        print(
+            f"  registry {lineage['name']} v{lineage['version']} {['@' + a for a in lineage['aliases']]}"
+            f" -> MLflow run {lineage['run_id']} -> data md5 {tags.get('data_md5')} (split {tags.get('split_md5')})"
+            f" -> bento {deployed.bento_tag} -> terraform state serial {deployed.state_serial}"
+        )
+    for alias in (PRODUCTION_ALIAS, PREVIOUS_ALIAS, CANDIDATE_ALIAS):
+        try:
+            print(f"@{alias}: version {describe_version(config, alias)['version']}")
+        except HeartgateError:
+            print(f"@{alias}: none")
+
+
+def command_undeploy(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from tasks.deploy import undeploy
+
+    removed = undeploy(config, log=_progress)
+    print(f"stopped serving {removed.bento_tag} at {removed.url}" if removed else "nothing was deployed")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def command_up(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from heartgate import stack
 
@@ -176,6 +226,9 @@ COMMANDS = {
     "pending": command_pending,
     "pull-data": command_pull_data,
     "lineage": command_lineage,
+    "rollback": command_rollback,
+    "status": command_status,
+    "undeploy": command_undeploy,
     "up": command_up,
     "down": command_down,
 }

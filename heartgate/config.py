@@ -115,6 +115,23 @@ class RegistryConfig(_Section):
     model_name: str = "heartgate-ecg-autoencoder"
 
 
+class ServeConfig(_Section):
+    """The served API (local target). The server reads the limits as HEARTGATE_SERVE__* variables."""
+
+    port: int = Field(default=3000, gt=0, lt=65536)
+    max_rows: int = Field(default=1024, gt=0, description="Most beats in one /predict request (413 above).")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Largest request body (413 above).")
+
+
+class DeployConfig(_Section):
+    target: Literal["local"] = Field(default="local", description="Where terraform-apply deploys.")
+    terraform_binary: str = "terraform"
+    plugin_mirror: Path | None = Field(
+        default=Path("/opt/tf-plugins"),
+        description="Filesystem mirror of Terraform providers (init never reaches the network); null: registry.",
+    )
+
+
 class StackConfig(_Section):
     """The embedded stack started by `heartgate up`: all on loopback."""
 
@@ -137,6 +154,8 @@ class HeartgateConfig(_Section):
     approval: ApprovalConfig = ApprovalConfig()
     mlflow: MlflowConfig = MlflowConfig()
     registry: RegistryConfig = RegistryConfig()
+    serve: ServeConfig = ServeConfig()
+    deploy: DeployConfig = DeployConfig()
     stack: StackConfig = StackConfig()
 
     @property

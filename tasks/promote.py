@@ -30,7 +30,8 @@ class Promotion(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     version: str
-    previous: str | None
+    previous: str | None  # @production before, now @previous
+    previous_alias_before: str | None  # what @previous pointed at before, restored by a revert
     reviewer: str
 
 
@@ -85,12 +86,48 @@ def promote_version(
         if conflict:
             client.set_model_version_tag(name, candidate.version, "rejected", conflict)
             raise PromotionConflict(conflict)
+        before = version_by_alias(client, name, PREVIOUS_ALIAS)
         if now is not None:
             client.set_registered_model_alias(name, PREVIOUS_ALIAS, now)
         client.set_registered_model_alias(name, PRODUCTION_ALIAS, candidate.version)
     client.set_model_version_tag(name, candidate.version, "promoted_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     client.set_model_version_tag(name, candidate.version, "promoted_from", now or "none")
-    return Promotion(version=candidate.version, previous=now, reviewer=approval.reviewer)
+    return Promotion(
+        version=candidate.version,
+        previous=now,
+        previous_alias_before=str(before.version) if before else None,
+        reviewer=approval.reviewer,
+    )
+
+
+def _point(client, name: str, alias: str, version: str | None) -> None:  # noqa: ANN001 - mlflow client
+    if version is None:
+        client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, version)
+
+
+def revert_promotion(config: HeartgateConfig, promotion: Promotion, reason: str) -> None:
+    """Put `@production` and `@previous` back where they were before `promotion` (its deploy
+    failed). Only if nothing else moved `@production` meanwhile."""
+    import mlflow
+
+    connect(config)
+    client = mlflow.MlflowClient()
+    name = config.registry.model_name
+    with promotion_lock(name):
+        current = version_by_alias(client, name, PRODUCTION_ALIAS)
+        if current is None or str(current.version) != promotion.version:
+            return
+        _point(client, name, PRODUCTION_ALIAS, promotion.previous)
+        _point(client, name, PREVIOUS_ALIAS, promotion.previous_alias_before)
+    client.set_model_version_tag(name, promotion.version, "rejected", f"deploy failed, promotion reverted: {reason}")
+
+
+@task(name="revert-promotion")
+def revert_promotion_task(config: HeartgateConfig, promotion: Promotion, reason: str) -> None:
+    revert_promotion(config, promotion, reason)
+    get_run_logger().info("@production is back on %s", _label(promotion.previous))
 
 
 @task(name="promote")

@@ -119,3 +119,20 @@ def make_split_version(data: DataVersion, config: HeartgateConfig) -> SplitVersi
 @task(name="split-data", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
 def split_data(data: DataVersion, config: HeartgateConfig) -> SplitVersion:
     return make_split_version(data, config)
+
+
+def load_tracked_split_arrays(config: HeartgateConfig) -> SplitArrays:
+    """The split arrays of the data version currently tracked in the state dir (for commands that
+    run outside a flow, such as `heartgate rollback`)."""
+    from heartgate.dvc_store import read_md5
+    from heartgate.state import StatePaths
+    from tasks.pull_data import DATA_FILE
+
+    workspace = StatePaths(config.state_root).dvc_workspace
+    data_path, split_path = workspace / DATA_FILE, workspace / SPLIT_FILE
+    data_md5, split_md5 = read_md5(data_path), read_md5(split_path)
+    if not (data_md5 and split_md5 and data_path.exists() and split_path.exists()):
+        raise DataValidationError(f"no tracked data in {workspace}: run `heartgate run` or `heartgate pull-data` first")
+    data = DataVersion(path=data_path, md5=data_md5, rows=0, abnormal_rows=0, source="tracked", source_sha256="")
+    split = SplitVersion(path=split_path, md5=split_md5, counts={})
+    return load_split_arrays(data, split, config.split.seed)

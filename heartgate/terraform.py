@@ -1,0 +1,133 @@
+"""A thin typed driver for the Terraform CLI (`terraform -chdir=ROOT ... -json`); see
+docs/decisions.md for why not python-terraform or tftest.
+
+Every command's output is streamed, one message per line, to the caller's logger; a failing
+command raises `TerraformError` with Terraform's own error text. The CLI config (provider mirror,
+no checkpoint calls), the working data dir and the state all live under heartgate's state dir, so
+`terraform init` never reaches the network and nothing is written to $HOME or the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from heartgate.errors import HeartgateError
+
+Log = Callable[[str], None]
+
+
+class TerraformError(HeartgateError):
+    """A Terraform command failed; the message is Terraform's own error text."""
+
+
+def cli_config(plugin_mirror: Path | None) -> str:
+    """A project-local Terraform CLI config (TF_CLI_CONFIG_FILE)."""
+    lines = ["disable_checkpoint = true"]
+    if plugin_mirror is not None:
+        lines += [
+            "provider_installation {",
+            f'  filesystem_mirror {{ path = "{plugin_mirror}" }}',
+            "}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _diagnostic_text(event: dict[str, Any]) -> str:
+    diagnostic = event.get("diagnostic", {})
+    summary, detail = diagnostic.get("summary", ""), diagnostic.get("detail", "")
+    return f"{summary}: {detail}".strip(": ") if detail else summary or event.get("@message", "")
+
+
+@dataclass
+class Terraform:
+    root: Path  # the root module (infra/terraform/envs/<target>)
+    work_dir: Path  # under the state dir: CLI config, TF_DATA_DIR, var files
+    binary: str = "terraform"
+    plugin_mirror: Path | None = None
+    log: Log = print
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def _env(self) -> dict[str, str]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        config_file = self.work_dir / "terraformrc"
+        config_file.write_text(cli_config(self.plugin_mirror))
+        return {
+            **os.environ,
+            **self.extra_env,
+            "TF_CLI_CONFIG_FILE": str(config_file),
+            "TF_DATA_DIR": str(self.work_dir / "data"),
+            "TF_IN_AUTOMATION": "1",
+            "TF_INPUT": "0",
+        }
+
+    def _run(self, *args: str, ok_codes: tuple[int, ...] = (0,)) -> int:
+        """Run one command with -json output, streaming each message; raise on failure."""
+        command = [self.binary, f"-chdir={self.root}", *args]
+        errors: list[str] = []
+        try:
+            process = subprocess.Popen(
+                command, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            )
+        except FileNotFoundError:
+            raise TerraformError(f"terraform executable not found: {self.binary}") from None
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                self.log(f"terraform: {line}")  # provisioner output and the odd plain line
+                continue
+            if event.get("type") == "diagnostic" and event.get("@level") == "error":
+                errors.append(_diagnostic_text(event))
+            message = event.get("@message")
+            if message and event.get("type") not in ("version",):
+                self.log(f"terraform: {message}")
+        code = process.wait()
+        if code not in ok_codes:
+            detail = "; ".join(errors) if errors else f"exit code {code}"
+            raise TerraformError(f"terraform {args[0]} failed in {self.root.name}: {detail}")
+        return code
+
+    def _var_file(self, variables: Mapping[str, Any]) -> str:
+        path = self.work_dir / "heartgate.auto.tfvars.json"
+        path.write_text(json.dumps(dict(variables), indent=2, sort_keys=True))
+        return f"-var-file={path}"
+
+    def init(self, backend_config: Mapping[str, str] | None = None) -> None:
+        options = [f"-backend-config={key}={value}" for key, value in (backend_config or {}).items()]
+        self._run("init", "-json", "-no-color", "-input=false", "-reconfigure", *options)
+
+    def apply(self, variables: Mapping[str, Any]) -> None:
+        self._run("apply", "-json", "-input=false", "-auto-approve", self._var_file(variables))
+
+    def plan_has_changes(self, variables: Mapping[str, Any]) -> bool:
+        """`plan -detailed-exitcode`: False when the infrastructure already matches."""
+        return self._run("plan", "-json", "-input=false", "-detailed-exitcode", self._var_file(variables), ok_codes=(0, 2)) == 2
+
+    def destroy(self, variables: Mapping[str, Any]) -> None:
+        self._run("destroy", "-json", "-input=false", "-auto-approve", self._var_file(variables))
+
+    def outputs(self) -> dict[str, Any]:
+        result = subprocess.run(
+            [self.binary, f"-chdir={self.root}", "output", "-json"], env=self._env(), capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise TerraformError(f"terraform output failed in {self.root.name}: {result.stderr.strip().splitlines()[-1]}")
+        return {name: value["value"] for name, value in json.loads(result.stdout or "{}").items()}
+
+
+def state_serial(state_file: Path) -> int | None:
+    """The serial of a local state file: it counts the state's writes."""
+    try:
+        return int(json.loads(state_file.read_text())["serial"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None

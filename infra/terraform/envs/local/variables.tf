@@ -1,0 +1,31 @@
+variable "bento_tag" {
+  type        = string
+  description = "The bento to serve, e.g. heartgate:v3."
+}
+
+variable "port" {
+  type        = number
+  description = "Port of the local service."
+  default     = 3000
+}
+
+variable "bentoml_bin" {
+  type        = string
+  description = "Path of the bentoml executable."
+}
+
+variable "bentoml_home" {
+  type        = string
+  description = "BENTOML_HOME holding the bento and model stores."
+}
+
+variable "run_dir" {
+  type        = string
+  description = "Directory for the server's pidfile and log."
+}
+
+variable "environment" {
+  type        = map(string)
+  description = "Extra environment variables for the server (serving limits)."
+  default     = {}
+}

@@ -1,0 +1,39 @@
+"""The BentoML service: the promoted model, packaged by build-bento, served over HTTP.
+
+Health endpoints (/livez, /readyz, /healthz) are BentoML's own; /predict and /metadata come from
+`service.app`, mounted as an ASGI app so that every bad input gets an exact 4xx message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bentoml
+from pydantic import BaseModel
+
+from service.app import create_app
+from service.model import ServedModel
+from service.schema import Limits
+
+BENTO_MODEL_NAME = "heartgate-ecg"
+
+
+class BentoArgs(BaseModel):
+    """Set by build-bento (`bentoml.bentos.build(args=...)`) and stored in the bento."""
+
+    model_tag: str = f"{BENTO_MODEL_NAME}:latest"
+
+
+args = bentoml.use_arguments(BentoArgs)
+app = create_app()
+
+
+@bentoml.asgi_app(app, path="/")
+@bentoml.service(name="heartgate", workers=1, traffic={"timeout": 10})
+class Heartgate:
+    model_ref = bentoml.models.BentoModel(args.model_tag)
+
+    def __init__(self) -> None:
+        app.state.model = ServedModel.load(Path(self.model_ref.path))
+        app.state.limits = Limits.from_environ(os.environ)
