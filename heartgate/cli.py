@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     pending = commands.add_parser("pending", help="list runs waiting for approval")
     _common(pending)
 
+    bento = commands.add_parser("build-bento", help="build the bento for a registry version (from the registry alone)")
+    bento.add_argument("version", help="registry version number")
+    _common(bento)
+
     rollback = commands.add_parser("rollback", help="put @previous back into production and serving")
     _common(rollback)
     status = commands.add_parser("status", help="what is deployed where, with its lineage")
@@ -158,6 +162,15 @@ def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides
     print(json.dumps(describe_version(config, args.version), indent=2, sort_keys=True))
 
 
+def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.tracking import require_existing_store
+    from tasks.build_bento import build_bento_for_version
+
+    require_existing_store(config)
+    built = build_bento_for_version(config, args.version)
+    print(f"bento {built.bento_tag} (model {built.model_tag}, onnx sha256 {built.onnx_sha256})")
+
+
 def command_rollback(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from tasks.rollback import rollback_production
 
@@ -204,7 +217,7 @@ def _progress(message: str) -> None:
 def command_up(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from heartgate import stack
 
-    started = stack.up(config)
+    started = stack.up(config, overrides)
     print(f"Prefect UI   {started.prefect_ui}  (deployments train-and-deploy/nightly and /manual, pool {config.stack.work_pool})")
     if started.mlflow_ui:
         print(f"MLflow UI    {started.mlflow_ui}")
@@ -226,6 +239,7 @@ COMMANDS = {
     "pending": command_pending,
     "pull-data": command_pull_data,
     "lineage": command_lineage,
+    "build-bento": command_build_bento,
     "rollback": command_rollback,
     "status": command_status,
     "undeploy": command_undeploy,

@@ -13,10 +13,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from heartgate.config import PROJECT_ROOT, HeartgateConfig
+import yaml
+
+from heartgate.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateConfig
 from heartgate.errors import HeartgateError
 from heartgate.state import StatePaths
 
@@ -90,10 +94,21 @@ def _wait_healthy(config: HeartgateConfig, name: str, url: str) -> None:
     raise StackError(f"{name} did not become healthy at {url} (see {log})")
 
 
-def service_environment(config: HeartgateConfig) -> dict[str, str]:
-    """What the server, the worker and the flows it runs need: the state dir and the API."""
+def override_variables(overrides: Mapping[str, Any]) -> dict[str, str]:
+    """{"serve.port": 3100} -> {"HEARTGATE_SERVE__PORT": "3100"}: how the worker's flows see the
+    overrides `heartgate up` was started with."""
+    return {
+        ENV_PREFIX + key.upper().replace(".", ENV_NESTING): yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        for key, value in overrides.items()
+    }
+
+
+def service_environment(config: HeartgateConfig, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """What the server, the worker and the flows it runs need: the state dir, the API, and the
+    config overrides the stack was started with."""
     return {
         **os.environ,
+        **override_variables(overrides or {}),
         "PREFECT_API_URL": urls(config).prefect_api,
         "PREFECT_UI_API_URL": urls(config).prefect_api,
         "HEARTGATE_STATE_DIR": str(config.state_root),
@@ -125,9 +140,9 @@ def deploy(env: dict[str, str]) -> None:
         raise StackError(f"prefect deploy failed: {lines[-1] if lines else 'no output'}")
 
 
-def up(config: HeartgateConfig) -> StackUrls:
+def up(config: HeartgateConfig, overrides: Mapping[str, Any] | None = None) -> StackUrls:
     stack_urls = urls(config)
-    env = service_environment(config)
+    env = service_environment(config, overrides)
     python = sys.executable
     _spawn(config, "prefect-server", [python, "-m", "prefect", "server", "start",
            "--host", config.stack.host, "--port", str(config.stack.prefect_port)], env)  # fmt: skip

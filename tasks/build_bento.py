@@ -62,40 +62,47 @@ def _existing(getter, tag: str):  # noqa: ANN001, ANN202
         return None
 
 
-def build_bento_for_version(config: HeartgateConfig, version: str) -> BentoBuild:
+def package_model(model_tag: str, onnx: Path, metadata: dict[str, Any]) -> str:
+    """The bento model: the ONNX file and metadata.json. Kept if the store already holds the same
+    ONNX under this tag, so a rebuild from one registry version gives the same model files."""
     import bentoml
+
+    onnx_sha256 = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    model = _existing(bentoml.models.get, model_tag)
+    if model is not None and model.info.labels.get("onnx_sha256") != onnx_sha256:
+        bentoml.models.delete(model_tag)  # a stale entry (a re-created registry, say): replace it
+        model = None
+    if model is None:
+        labels = {"registry_version": str(metadata["model_version"]), "onnx_sha256": onnx_sha256}
+        with bentoml.models.create(model_tag, labels=labels, metadata=metadata) as created:
+            shutil.copyfile(onnx, Path(created.path) / ONNX_FILE)
+            (Path(created.path) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return onnx_sha256
+
+
+def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) -> None:
+    """The bento: the service code plus the model it serves (pinned through the build args)."""
+    import bentoml
+
+    if _existing(bentoml.bentos.get, bento_tag) is None:
+        name, version = bento_tag.split(":")
+        bentoml.bentos.build(
+            SERVICE, name=name, version=version, include=BENTO_INCLUDE, models=[model_tag],
+            args={"model_tag": model_tag}, labels=labels, build_ctx=str(PROJECT_ROOT),
+        )  # fmt: skip
+
+
+def build_bento_for_version(config: HeartgateConfig, version: str) -> BentoBuild:
     import mlflow
 
     connect(config)
     name = config.registry.model_name
-    registered = mlflow.MlflowClient().get_model_version(name, version)
-    tags = dict(registered.tags)
+    tags = dict(mlflow.MlflowClient().get_model_version(name, version).tags)
     model_tag, bento_tag = tags_for(version)
-
     with tempfile.TemporaryDirectory() as scratch:
         onnx = download_onnx(tags["run_id"], tags["onnx_artifact"], Path(scratch))
-        onnx_sha256 = hashlib.sha256(onnx.read_bytes()).hexdigest()
-        metadata = served_metadata(name, version, tags)
-        model = _existing(bentoml.models.get, model_tag)
-        if model is not None and model.info.labels.get("onnx_sha256") != onnx_sha256:
-            bentoml.models.delete(model_tag)  # a stale store entry (e.g. a re-created registry): rebuild it
-            model = None
-        if model is None:
-            with bentoml.models.create(model_tag, labels={"registry_version": version, "onnx_sha256": onnx_sha256}, metadata=metadata) as created:
-                shutil.copyfile(onnx, Path(created.path) / ONNX_FILE)
-                (Path(created.path) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-
-    if _existing(bentoml.bentos.get, bento_tag) is None:
-        bentoml.bentos.build(
-            SERVICE,
-            name=BENTO_NAME,
-            version=f"v{version}",
-            include=BENTO_INCLUDE,
-            models=[model_tag],
-            args={"model_tag": model_tag},
-            labels={"registry_version": version, "data_md5": tags["data_md5"]},
-            build_ctx=str(PROJECT_ROOT),
-        )
+        onnx_sha256 = package_model(model_tag, onnx, served_metadata(name, version, tags))
+    build_service_bento(bento_tag, model_tag, {"registry_version": version, "data_md5": tags["data_md5"]})
     return BentoBuild(bento_tag=bento_tag, model_tag=model_tag, registry_version=version, onnx_sha256=onnx_sha256)
 
 

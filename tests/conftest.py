@@ -100,3 +100,15 @@ def aws(moto_server, monkeypatch):
     import boto3
 
     return boto3.client("s3")
+
+
+@pytest.fixture(scope="module")
+def undeploy_at_teardown():
+    """Collect state dirs whose local deployment (a bento server) must be stopped afterwards."""
+    states: list[Path] = []
+    yield states.append
+    for state in states:
+        subprocess.run(
+            [sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
+            capture_output=True, timeout=120,
+        )  # fmt: skip

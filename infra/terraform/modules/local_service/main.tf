@@ -22,6 +22,10 @@ resource "terraform_data" "server" {
     command     = <<-EOT
       set -euo pipefail
       mkdir -p '${var.run_dir}'
+      if curl -fs -o /dev/null '${local.url}/livez'; then
+        echo "port ${var.port} already answers at ${local.url}: another server is running there" >&2
+        exit 1
+      fi
       # setsid: the server outlives terraform; it records its own pid (after setsid, $! is not it).
       BENTOML_HOME='${var.bentoml_home}' BENTOML_DO_NOT_TRACK=True ${local.env} \
         setsid nohup bash -c 'echo $$ > "$0"; exec "$1" serve "$2" --host "$3" --port "$4"' \
@@ -45,9 +49,10 @@ resource "terraform_data" "server" {
       pidfile='${self.input.pidfile}'
       [ -s "$pidfile" ] || exit 0
       pid=$(cat "$pidfile")
-      kill -TERM -- "-$pid" 2>/dev/null || true   # the whole process group: bentoml and its workers
+      workers=$(pgrep -P "$pid" || true)   # BentoML starts its workers in sessions of their own
+      kill -TERM "$pid" 2>/dev/null || true  # the arbiter stops its workers on TERM
       for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL -- "-$pid" 2>/dev/null || true
+      kill -KILL "$pid" $workers 2>/dev/null || true
       rm -f "$pidfile"
       echo "stopped server $pid"
     EOT

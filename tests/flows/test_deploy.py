@@ -1,0 +1,121 @@
+"""build-bento and terraform-apply on the local target, through `heartgate run`: real Terraform,
+a real bento server, real HTTP on loopback. Small models (5 and 20 epochs) keep it fast; the
+20-epoch model beats the 5-epoch one on both precision and recall."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from heartgate.config import load_config
+from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS
+from heartgate.state import StatePaths
+from tasks.deploy import read_deployment, terraform_for
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "heartgate-ecg-autoencoder"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, undeploy_at_teardown):
+    state = tmp_path_factory.mktemp("deploy") / "state"
+    undeploy_at_teardown(state)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+
+    def heartgate(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), "--set", f"serve.port={port}"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    first = heartgate("run", "--auto-approve", "--set", "train.epochs=5")
+    assert first.returncode == 0, first.stderr[-3000:]
+    return {"state": state, "url": f"http://127.0.0.1:{port}", "heartgate": heartgate, "first": first}
+
+
+def served_version(url: str) -> str:
+    with urllib.request.urlopen(f"{url}/metadata", timeout=5) as response:
+        return json.loads(response.read())["model_version"]
+
+
+def server_pid(state: Path) -> int:
+    return int((StatePaths(state).root / "deploy" / "local" / "server.pid").read_text())
+
+
+def aliases(state: Path) -> dict[str, str]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=StatePaths(state).mlflow_tracking_uri)
+    return {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}
+
+
+def test_the_run_ends_with_the_promoted_model_served(site):
+    assert "deployed heartgate:v1 to local at " + site["url"] in site["first"].stdout
+    assert served_version(site["url"]) == "1"
+    deployed = read_deployment(load_config(overrides={"state_dir": str(site["state"])}))
+    assert (deployed.bento_tag, deployed.registry_version, deployed.url) == ("heartgate:v1", "1", site["url"])
+
+
+def test_a_second_apply_of_the_same_version_changes_nothing(site):
+    config = load_config(overrides={"state_dir": str(site["state"])})
+    deployed = read_deployment(config)
+    assert terraform_for(config, log=lambda _: None).plan_has_changes(deployed.variables) is False
+
+
+def test_a_failed_smoke_test_rolls_back_to_the_serving_model(site):
+    before = server_pid(site["state"])
+    # The 20-epoch candidate passes the gate; its server refuses the 2-beat smoke request (max_rows=1).
+    failed = site["heartgate"]("run", "--auto-approve", "--set", "train.epochs=20", "--set", "serve.max_rows=1")
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("heartgate: error: deploy of heartgate:v2 failed: smoke test of ")
+    assert last.endswith("rolled back: heartgate:v1 (version 1) is serving again")
+    assert served_version(site["url"]) == "1"
+    assert server_pid(site["state"]) != before  # Terraform put the previous deployment back
+    assert aliases(site["state"]) == {"candidate": "2", PRODUCTION_ALIAS: "1"}
+    assert read_deployment(load_config(overrides={"state_dir": str(site["state"])})).registry_version == "1"
+
+
+def test_a_better_candidate_is_deployed_and_heartgate_rollback_undoes_it(site):
+    deployed = site["heartgate"]("run", "--auto-approve", "--set", "train.epochs=20")
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    assert served_version(site["url"]) == "3"
+    assert aliases(site["state"]) == {"candidate": "3", PRODUCTION_ALIAS: "3", PREVIOUS_ALIAS: "1"}
+
+    status = site["heartgate"]("status")
+    assert f"local: heartgate:v3 at {site['url']} (answering as version 3)" in status.stdout
+    assert "-> bento heartgate:v3 -> terraform state serial " in status.stdout
+
+    rolled = site["heartgate"]("rollback")
+    assert rolled.returncode == 0, rolled.stderr[-3000:]
+    assert served_version(site["url"]) == "1"
+    assert aliases(site["state"]) == {"candidate": "3", PRODUCTION_ALIAS: "1"}
+    again = site["heartgate"]("rollback")
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines()[-1] == (
+        "heartgate: error: nothing to roll back to: model 'heartgate-ecg-autoencoder' has no @previous version"
+    )
+
+
+def test_a_bento_rebuilt_from_the_registry_has_the_same_model_files(site):
+    bentoml_home = StatePaths(site["state"]).root / "bentoml"
+    model_dir = bentoml_home / "models" / "heartgate-ecg" / "v1"
+
+    def digest() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(model_dir.iterdir()) if p.suffix in (".onnx", ".json") and p.name != "model.yaml"}
+
+    first = digest()
+    shutil.rmtree(model_dir)
+    shutil.rmtree(bentoml_home / "bentos" / "heartgate" / "v1")
+    rebuilt = site["heartgate"]("build-bento", "1")
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert digest() == first and set(first) == {"scorer.onnx", "metadata.json"}
