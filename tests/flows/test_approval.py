@@ -27,10 +27,14 @@ FAST = ("--set", "approval.poll_interval_s=1")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, undeploy_at_teardown):
     root = tmp_path_factory.mktemp("stack")
-    ports = ("--set", f"stack.prefect_port={free_port()}", "--set", f"stack.mlflow_port={free_port()}")
+    ports = (
+        "--set", f"stack.prefect_port={free_port()}", "--set", f"stack.mlflow_port={free_port()}",
+        "--set", f"serve.port={free_port()}",  # handed to the flows the worker runs
+    )  # fmt: skip
     state = root / "stack-state"
+    undeploy_at_teardown(state)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
     up = subprocess.run(
         [sys.executable, "-m", "heartgate.cli", "up", "--state-dir", str(state), *ports],
@@ -38,7 +42,10 @@ def stack(tmp_path_factory):
     )  # fmt: skip
     assert up.returncode == 0, up.stderr[-3000:]
     api = re.search(r"PREFECT_API_URL=(\S+)", up.stdout).group(1)
-    yield {"root": root, "state": state, "api": api, "env": base_env | {"PREFECT_API_URL": api}, "ports": ports}
+    yield {
+        "root": root, "state": state, "api": api, "env": base_env | {"PREFECT_API_URL": api}, "ports": ports,
+        "undeploy": undeploy_at_teardown,
+    }  # fmt: skip
     down = subprocess.run(
         [sys.executable, "-m", "heartgate.cli", "down", "--state-dir", str(state), *ports],
         env=base_env, capture_output=True, text=True, timeout=120,
@@ -52,14 +59,22 @@ def heartgate(stack, *args: str, timeout: int = 300) -> subprocess.CompletedProc
     )
 
 
+SERVE_PORTS: dict[Path, int] = {}
+
+
 class FlowProcess:
-    """`heartgate run` in the background, read as a user reads its terminal."""
+    """`heartgate run` in the background, read as a user reads its terminal. Each state dir
+    serves on a port of its own and is undeployed when the module ends."""
 
     def __init__(self, stack, state: Path, *args: str) -> None:
+        if state not in SERVE_PORTS:
+            SERVE_PORTS[state] = free_port()
+            stack["undeploy"](state)
+        port = ("--set", f"serve.port={SERVE_PORTS[state]}")
         self.log = state.parent / f"{state.name}-{time.monotonic_ns()}.log"
         self.out = self.log.with_suffix(".out")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "heartgate.cli", "run", "--state-dir", str(state), *FAST, *args],
+            [sys.executable, "-m", "heartgate.cli", "run", "--state-dir", str(state), *FAST, *port, *args],
             env=stack["env"] | {"PYTHONUNBUFFERED": "1"}, stdout=self.out.open("w"), stderr=self.log.open("w"),
         )  # fmt: skip
 
@@ -137,7 +152,7 @@ def approved(stack):
 
 def test_approval_moves_production_and_records_the_reviewer(approved):
     state, _, out = approved
-    assert "promoted version 1 to @production (approved by alice)" in out
+    assert "promoted version 1 to @production (approved by alice) and deployed heartgate:v1" in out
     assert aliases(state) == {CANDIDATE_ALIAS: "1", PRODUCTION_ALIAS: "1"}
     tags = registry(state).get_model_version(MODEL, "1").tags
     assert (tags["approval.decision"], tags["approval.reviewer"], tags["approval.comment"]) == ("approved", "alice", "fine by me")

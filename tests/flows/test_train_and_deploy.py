@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from heartgate.state import StatePaths
 from heartgate.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS
-from tests.conftest import REFERENCE_CSV_SHA256
+from tests.conftest import REFERENCE_CSV_SHA256, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -28,16 +30,25 @@ def heartgate(*args: str, cwd: Path, home: Path, timeout: int = 600) -> subproce
     )
 
 
+PORT = free_port()
+
+
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
+def first_run(tmp_path_factory, undeploy_at_teardown):
     root = tmp_path_factory.mktemp("e2e")
     home, work = root / "home", root / "cwd"
     home.mkdir()
     work.mkdir()
     state = root / "state"
-    result = heartgate("run", "--auto-approve", "--state-dir", str(state), cwd=work, home=home)
+    undeploy_at_teardown(state)
+    result = heartgate("run", "--auto-approve", "--state-dir", str(state), "--set", f"serve.port={PORT}", cwd=work, home=home)
     assert result.returncode == 0, result.stderr[-4000:]
     return root, state, result
+
+
+def served(path: str = "/metadata") -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORT}{path}", timeout=5) as response:
+        return json.loads(response.read())
 
 
 @pytest.fixture(scope="module")
@@ -109,15 +120,50 @@ def test_nothing_is_written_outside_the_state_dir(first_run):
 def test_summary_is_printed(first_run):
     _, _, result = first_run
     assert "registered heartgate-ecg-autoencoder version 1 as @candidate" in result.stdout
-    assert "promoted version 1 to @production (approved by auto)" in result.stdout
+    assert f"promoted version 1 to @production (approved by auto) and deployed heartgate:v1 to local at http://127.0.0.1:{PORT}" in result.stdout
 
 
-def test_second_run_registers_a_new_version_and_moves_candidate(first_run, client):
+def test_the_run_ends_with_the_model_served_with_its_lineage(first_run, client):
+    metadata = served()
+    version = client.get_model_version(MODEL_NAME, "1")
+    assert metadata["model_version"] == "1"
+    assert metadata["threshold"] == float(version.tags["threshold"])
+    assert metadata["lineage"]["data_md5"] == version.tags["data_md5"]
+    assert metadata["lineage"]["run_id"] == version.run_id
+    assert version.tags["bento_tag"] == "heartgate:v1"
+
+
+def test_onnx_errors_equal_the_keras_model_on_the_test_split(first_run, client):
+    import mlflow
+    import numpy as np
+
+    from heartgate.config import load_config
+    from heartgate.scorer import OnnxScorer
+    from heartgate.tracking import download_onnx
+    from tasks.split_data import load_tracked_split_arrays
+
+    _, state, _ = first_run
+    config = load_config(overrides={"state_dir": str(state)})
+    arrays = load_tracked_split_arrays(config)
+    version = client.get_model_version(MODEL_NAME, "1")
+    mlflow.set_tracking_uri(StatePaths(state).mlflow_tracking_uri)
+    keras_errors = mlflow.keras.load_model(f"models:/{MODEL_NAME}/1").predict(arrays.test.astype("float32"), verbose=0).reshape(-1)
+    onnx = download_onnx(version.run_id, version.tags["onnx_artifact"], state.parent / "onnx-check")
+    np.testing.assert_allclose(OnnxScorer(onnx).errors(arrays.test), keras_errors, atol=1e-5, rtol=0)
+    assert len(keras_errors) == 1001
+
+
+def test_a_worse_second_run_registers_a_version_and_leaves_the_served_model_alone(first_run, client):
     root, state, _ = first_run
+    pidfile = StatePaths(state).root / "deploy" / "local" / "server.pid"
+    serving_pid = pidfile.read_text()
     result = heartgate(
-        "run", "--auto-approve", "--state-dir", str(state), "--set", "train.epochs=2", cwd=root / "cwd", home=root / "home"
-    )
+        "run", "--auto-approve", "--state-dir", str(state), "--set", "train.epochs=2", "--set", f"serve.port={PORT}",
+        cwd=root / "cwd", home=root / "home",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
+    assert pidfile.read_text() == serving_pid  # the same server process...
+    assert served()["model_version"] == "1"  # ...still answers with the production model
     assert "not promoted: version 2 did not pass the gate" in result.stdout
     assert {k: str(v) for k, v in client.get_registered_model(MODEL_NAME).aliases.items()} == {
         CANDIDATE_ALIAS: "2",
