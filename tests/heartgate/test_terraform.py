@@ -1,0 +1,39 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from heartgate.config import PROJECT_ROOT
+from heartgate.terraform import Terraform, TerraformError, _diagnostic_text, cli_config
+
+TERRAFORM_DIR = PROJECT_ROOT / "infra" / "terraform"
+
+
+def test_cli_config_uses_the_mirror_and_never_calls_home():
+    text = cli_config(Path("/opt/tf-plugins"))
+    assert "disable_checkpoint = true" in text
+    assert 'filesystem_mirror { path = "/opt/tf-plugins" }' in text
+    assert "provider_installation" not in cli_config(None)
+
+
+def test_diagnostics_become_one_line():
+    event = {"diagnostic": {"summary": "Invalid value", "detail": "port must be a number"}}
+    assert _diagnostic_text(event) == "Invalid value: port must be a number"
+    assert _diagnostic_text({"diagnostic": {"summary": "Boom"}}) == "Boom"
+
+
+@pytest.mark.integration
+def test_terraform_code_is_formatted_and_valid(tmp_path):
+    fmt = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(TERRAFORM_DIR)], capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    terraform = Terraform(root=TERRAFORM_DIR / "envs" / "local", work_dir=tmp_path, log=lambda _: None)
+    terraform.init({"path": str(tmp_path / "terraform.tfstate")})
+    terraform._run("validate", "-json")
+
+
+@pytest.mark.integration
+def test_a_failing_command_raises_with_terraforms_own_text(tmp_path):
+    terraform = Terraform(root=TERRAFORM_DIR / "envs" / "local", work_dir=tmp_path, log=lambda _: None)
+    terraform.init({"path": str(tmp_path / "terraform.tfstate")})
+    with pytest.raises(TerraformError, match="terraform plan failed in local: .*port"):
+        terraform.plan_has_changes({"bento_tag": "x:v1", "port": "not-a-number", "bentoml_bin": "b", "bentoml_home": "h", "run_dir": "r"})
