@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
@@ -65,16 +65,21 @@ class RunSummary(BaseModel):
 
 @flow(name="train-and-deploy")
 def train_and_deploy(
-    config_file: str | None = None, overrides: dict[str, Any] | None = None, auto_approve: bool = False
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    auto_approve: bool = False,
+    target: Literal["local", "aws"] | None = None,
 ) -> RunSummary:
     """Train a candidate on the current data, compare it with production and, if it is better on
     both precision and recall and a person approves, promote and deploy it.
 
     overrides: dotted config keys, e.g. {"train.epochs": 20}; they win over the config file and
     HEARTGATE_* environment variables. auto_approve: skip the human approval (demos, CI); the
-    lineage then records the approver as "auto".
+    lineage then records the approver as "auto". target: where terraform-apply deploys (default:
+    the config's deploy.target, "local").
     """
-    config = load_config(config_file, nest(overrides or {}, "."), environ=os.environ)
+    overrides = {**(overrides or {}), **({"deploy.target": target} if target else {})}
+    config = load_config(config_file, nest(overrides, "."), environ=os.environ)
     activate(StatePaths(config.state_root))
 
     data = pull_data(config)

@@ -30,6 +30,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--state-dir", help="where all embedded state lives (default .heartgate)")
     parser.add_argument("--tracking-uri", help="MLflow tracking server (default: SQLite in the state dir)")
+    parser.add_argument("--target", choices=("local", "aws"), help="deploy target (default: deploy.target, local)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,6 +86,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         overrides["state_dir"] = args.state_dir
     if args.tracking_uri:
         overrides["mlflow.tracking_uri"] = args.tracking_uri
+    if args.target:
+        overrides["deploy.target"] = args.target
     return overrides
 
 

@@ -123,8 +123,27 @@ class ServeConfig(_Section):
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Largest request body (413 above).")
 
 
+class AwsConfig(_Section):
+    """The AWS Lambda target. Credentials come from the standard AWS chain, never from here."""
+
+    region: str = "us-east-1"
+    function_name: str = "heartgate"
+    state_bucket: str = Field(default="heartgate-terraform-state", description="S3 bucket of the Terraform state (it must exist).")
+    state_key: str = "heartgate/aws/terraform.tfstate"
+    s3_path_style: bool = Field(default=False, description="Path-style S3 URLs for the state (S3 emulators such as moto).")
+    artifact: Literal["zip", "image"] = Field(default="zip", description="zip needs no Docker; image needs a Docker engine.")
+    smoke: Literal["handler", "http"] = Field(
+        default="handler",
+        description=(
+            "handler: run the deployed package's handler (code sha256 checked against AWS) with API Gateway v2 events, "
+            "for emulators that cannot run Lambda code; http: call the deployed endpoint (real AWS)."
+        ),
+    )
+
+
 class DeployConfig(_Section):
-    target: Literal["local"] = Field(default="local", description="Where terraform-apply deploys.")
+    target: Literal["local", "aws"] = Field(default="local", description="Where terraform-apply deploys.")
+    aws: AwsConfig = AwsConfig()
     terraform_binary: str = "terraform"
     plugin_mirror: Path | None = Field(
         default=Path("/opt/tf-plugins"),

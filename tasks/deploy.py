@@ -43,6 +43,10 @@ class Deployment(BaseModel):
     registry_version: str
     variables: dict[str, Any]
     state_serial: int | None = None
+    # aws: the published function version behind the `live` alias, and the one before it
+    live_version: str | None = None
+    previous_live_version: str | None = None
+    previous_registry_version: str | None = None
 
 
 class SmokeTestFailed(HeartgateError):
@@ -109,6 +113,14 @@ def _deploy_dir(config: HeartgateConfig) -> Path:
     return StatePaths(config.state_root).root / "deploy" / config.deploy.target
 
 
+def backend_config(config: HeartgateConfig, work_dir: Path) -> dict[str, str]:
+    if config.deploy.target == "local":
+        return {"path": str(work_dir / "terraform.tfstate")}
+    aws = config.deploy.aws
+    backend = {"bucket": aws.state_bucket, "key": aws.state_key, "region": aws.region, "use_lockfile": "true"}
+    return backend | ({"use_path_style": "true"} if aws.s3_path_style else {})
+
+
 def terraform_for(config: HeartgateConfig, log: Log) -> Terraform:
     work_dir = StatePaths(config.state_root).root / "terraform" / config.deploy.target
     terraform = Terraform(
@@ -118,8 +130,23 @@ def terraform_for(config: HeartgateConfig, log: Log) -> Terraform:
         plugin_mirror=config.deploy.plugin_mirror,
         log=log,
     )
-    terraform.init({"path": str(work_dir / "terraform.tfstate")})
+    terraform.init(backend_config(config, work_dir))
     return terraform
+
+
+def write_deployment(config: HeartgateConfig, deployment: Deployment) -> None:
+    directory = _deploy_dir(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / ".deployed.json.partial"
+    partial.write_text(deployment.model_dump_json(indent=2))
+    partial.replace(directory / "deployed.json")
+
+
+def serve_environment(config: HeartgateConfig) -> dict[str, str]:
+    return {
+        "HEARTGATE_SERVE__MAX_ROWS": str(config.serve.max_rows),
+        "HEARTGATE_SERVE__MAX_BODY_BYTES": str(config.serve.max_body_bytes),
+    }
 
 
 def local_variables(config: HeartgateConfig, bento_tag: str) -> dict[str, Any]:
@@ -130,24 +157,13 @@ def local_variables(config: HeartgateConfig, bento_tag: str) -> dict[str, Any]:
         "bentoml_bin": str(Path(sys.executable).with_name("bentoml")),  # this venv's, not one on PATH
         "bentoml_home": str(paths.root / "bentoml"),
         "run_dir": str(_deploy_dir(config)),
-        "environment": {
-            "HEARTGATE_SERVE__MAX_ROWS": str(config.serve.max_rows),
-            "HEARTGATE_SERVE__MAX_BODY_BYTES": str(config.serve.max_body_bytes),
-        },
+        "environment": serve_environment(config),
     }
 
 
 def read_deployment(config: HeartgateConfig) -> Deployment | None:
     record = _deploy_dir(config) / "deployed.json"
     return Deployment.model_validate_json(record.read_text()) if record.exists() else None
-
-
-def _write_deployment(config: HeartgateConfig, deployment: Deployment) -> None:
-    directory = _deploy_dir(config)
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / ".deployed.json.partial"
-    partial.write_text(deployment.model_dump_json(indent=2))
-    partial.replace(directory / "deployed.json")
 
 
 def deploy_bento(
@@ -179,7 +195,7 @@ def deploy_bento(
         variables=variables,
         state_serial=state_serial(terraform.work_dir / "terraform.tfstate"),
     )
-    _write_deployment(config, deployment)
+    write_deployment(config, deployment)
     return deployment
 
 
@@ -212,6 +228,11 @@ def bento_model_dir(model_tag: str) -> Path:
 def terraform_apply(config: HeartgateConfig, built: BentoBuild, data: DataVersion, split: SplitVersion) -> Deployment:
     logger = get_run_logger()
     arrays = load_split_arrays(data, split, config.split.seed)
-    deployment = deploy_bento(config, built, bento_model_dir(built.model_tag), arrays, logger.info)
+    if config.deploy.target == "aws":
+        from tasks.deploy_aws import deploy_lambda
+
+        deployment = deploy_lambda(config, built, bento_model_dir(built.model_tag), arrays, logger.info)
+    else:
+        deployment = deploy_bento(config, built, bento_model_dir(built.model_tag), arrays, logger.info)
     logger.info("deployed %s to %s at %s", deployment.bento_tag, deployment.target, deployment.url)
     return deployment

@@ -15,7 +15,7 @@ from heartgate.errors import HeartgateError
 from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, version_by_alias
 from heartgate.tracking import connect, require_existing_store
 from tasks.build_bento import build_bento_for_version
-from tasks.deploy import Deployment, bento_model_dir, deploy_bento
+from tasks.deploy import Deployment, bento_model_dir, deploy_bento, read_deployment
 from tasks.promote import promotion_lock
 from tasks.split_data import load_tracked_split_arrays
 
@@ -36,8 +36,17 @@ def rollback_production(config: HeartgateConfig, log: Callable[[str], None] = pr
         raise RollbackError(f"nothing to roll back to: model {name!r} has no @previous version")
     target, rolled_back = str(previous.version), str(current.version) if current else None
 
-    built = build_bento_for_version(config, target)
-    deployment = deploy_bento(config, built, bento_model_dir(built.model_tag), load_tracked_split_arrays(config), log)
+    if config.deploy.target == "aws":
+        from tasks.deploy_aws import rollback_lambda
+
+        deployed = read_deployment(config)
+        if deployed is None or deployed.previous_registry_version != target:
+            before = deployed.previous_registry_version if deployed else None
+            raise RollbackError(f"the function version before `live` serves registry version {before}, not @previous {target}")
+        deployment = rollback_lambda(config, log)
+    else:
+        built = build_bento_for_version(config, target)
+        deployment = deploy_bento(config, built, bento_model_dir(built.model_tag), load_tracked_split_arrays(config), log)
     with promotion_lock(name):
         now = version_by_alias(client, name, PRODUCTION_ALIAS)
         if (str(now.version) if now else None) != rolled_back:

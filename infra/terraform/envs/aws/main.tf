@@ -1,0 +1,11 @@
+# The AWS target: the promoted model on Lambda behind an HTTP API.
+module "service" {
+  source = "../../modules/lambda_service"
+
+  name           = var.name
+  package_file   = var.package_file
+  package_sha256 = var.package_sha256
+  live_version   = var.live_version
+  environment    = var.environment
+  tags           = var.tags
+}
