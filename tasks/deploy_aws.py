@@ -132,7 +132,7 @@ def lambda_variables(config: HeartgateConfig, built: BentoBuild, package: Lambda
         "package_sha256": package.sha256_base64,
         "live_version": live_version,
         "environment": serve_environment(config),
-        "tags": {"heartgate-registry-version": built.registry_version, "heartgate-bento": built.bento_tag.replace(":", "-")},
+        "function_tags": {"heartgate-registry-version": built.registry_version, "heartgate-bento": built.bento_tag.replace(":", "-")},
     }
 
 

@@ -23,10 +23,10 @@ from tasks.build_bento import build_service_bento, package_model
 from tasks.split_data import SplitArrays
 from tasks.train import build_scorer, export_onnx, fit_autoencoder
 from tests.conftest import free_port, synthetic_csv
+from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MAX_ROWS, MAX_BODY = 8, 64 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -96,25 +96,7 @@ def test_metadata_and_health(served):
         assert request(served, "GET", path)[0] == 200
 
 
-BEAT = [0.5] * 140
-
-
-@pytest.mark.parametrize(
-    ("payload", "content_type", "status", "message"),
-    [
-        ({"beats": [[0.5] * 139]}, "application/json", 422, "beat 0 has 139 samples; expected 140"),
-        ({"beats": "not a list"}, "application/json", 422, '"beats" must be a list of beats'),
-        ({"beats": [BEAT, "beat"]}, "application/json", 422, "beat 1 must be a list of 140 numbers"),
-        ({"beats": [BEAT[:-1] + ["x"]]}, "application/json", 422, "beat 0 sample 139 is not a number: 'x'"),
-        (b'{"beats": [[NaN' + b", 0.5" * 139 + b"]]}", "application/json", 400, "NaN is not allowed"),
-        (b'{"beats": [[Infinity' + b", 0.5" * 139 + b"]]}", "application/json", 400, "Infinity is not allowed"),
-        ({"beats": []}, "application/json", 422, '"beats" is empty'),
-        ({"beats": [BEAT] * (MAX_ROWS + 1)}, "application/json", 413, f'"beats" has {MAX_ROWS + 1} rows; the limit is {MAX_ROWS}'),
-        (b"{" + b" " * MAX_BODY + b"}", "application/json", 413, f"the limit is {MAX_BODY}"),
-        ({"beats": [BEAT]}, "text/csv", 415, "content type must be application/json"),
-        (b"{not json", "application/json", 400, "body is not valid JSON"),
-    ],
-)
+@pytest.mark.parametrize(("payload", "content_type", "status", "message"), BAD_REQUESTS)
 def test_bad_input_is_a_4xx_naming_the_problem_and_the_server_keeps_serving(served, payload, content_type, status, message):
     got_status, body = predict(served, payload, content_type)
     assert (got_status, message in body.get("error", "")) == (status, True), body

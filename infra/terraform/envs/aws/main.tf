@@ -8,4 +8,5 @@ module "service" {
   live_version   = var.live_version
   environment    = var.environment
   tags           = var.tags
+  function_tags  = var.function_tags
 }

@@ -33,6 +33,12 @@ variable "environment" {
 
 variable "tags" {
   type        = map(string)
-  description = "Tags for every resource."
+  description = "Tags for every resource (stable across deploys)."
+  default     = { app = "heartgate" }
+}
+
+variable "function_tags" {
+  type        = map(string)
+  description = "Lineage tags for the function (registry version, bento)."
   default     = {}
 }

@@ -47,7 +47,7 @@ resource "aws_lambda_function" "this" {
   memory_size      = var.memory_mb
   timeout          = var.timeout_s
   publish          = true
-  tags             = var.tags
+  tags             = merge(var.tags, var.function_tags)
 
   environment {
     variables = var.environment

@@ -63,6 +63,12 @@ variable "log_retention_days" {
 
 variable "tags" {
   type        = map(string)
-  description = "Tags for every resource (lineage: registry version, data md5)."
+  description = "Tags for every resource; keep them stable across deploys."
+  default     = {}
+}
+
+variable "function_tags" {
+  type        = map(string)
+  description = "Extra tags for the function only, which changes with every deploy anyway (lineage: registry version, bento)."
   default     = {}
 }

@@ -1,0 +1,230 @@
+"""train-and-deploy --target aws against emulated AWS (moto, server mode, 127.0.0.1 only): real
+Terraform with the hashicorp/aws provider and an S3 backend with lockfile locking. moto cannot run
+Lambda code, so the handler of the deployed zip runs in-process on API Gateway v2 events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from heartgate.config import PROJECT_ROOT, load_config
+from heartgate.errors import HeartgateError
+from heartgate.registry import PRODUCTION_ALIAS
+from heartgate.state import StatePaths
+from heartgate.terraform import Terraform, TerraformError
+from tasks.deploy import backend_config, read_deployment, terraform_for
+from tasks.deploy_aws import api_gateway_event
+from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SENTINEL = "hgsentinel" + secrets.token_hex(12)
+AWS_FLAGS = ("--target", "aws", "--set", "deploy.aws.s3_path_style=true")
+
+
+@pytest.fixture(scope="module")
+def cloud(moto_server, tmp_path_factory):
+    import boto3
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", "AWS_"))}
+    env |= {
+        "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "AKIATESTSENTINELUSER", "AWS_SECRET_ACCESS_KEY": SENTINEL,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }  # fmt: skip
+    clients = {name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+               for name in ("s3", "lambda", "apigatewayv2", "iam", "logs")}  # fmt: skip
+    clients["s3"].create_bucket(Bucket="heartgate-terraform-state")
+    state = tmp_path_factory.mktemp("aws") / "state"
+    outputs: list[str] = []
+
+    def heartgate(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), *AWS_FLAGS],
+            env=env, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        outputs.append(result.stdout + result.stderr)
+        return result
+
+    first = heartgate("run", "--auto-approve", "--set", "train.epochs=5")
+    assert first.returncode == 0, first.stderr[-3000:]
+    config = load_config(overrides={"state_dir": str(state), "deploy": {"target": "aws", "aws": {"s3_path_style": True}}})
+    return {"state": state, "env": env, "aws": clients, "heartgate": heartgate, "first": first, "config": config, "outputs": outputs}
+
+
+def live(cloud) -> str:
+    return cloud["aws"]["lambda"].get_alias(FunctionName="heartgate", Name="live")["FunctionVersion"]
+
+
+def aliases(cloud) -> dict[str, str]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=StatePaths(cloud["state"]).mlflow_tracking_uri)
+    return {k: str(v) for k, v in client.get_registered_model("heartgate-ecg-autoencoder").aliases.items()}
+
+
+def test_the_stack_is_deployed_as_declared(cloud):
+    deployed = read_deployment(cloud["config"])
+    package = Path(deployed.variables["package_file"])
+    assert deployed.live_version == live(cloud) == "1"
+    function = cloud["aws"]["lambda"].get_function(FunctionName="heartgate", Qualifier="1")["Configuration"]
+    assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(package.read_bytes()).digest()).decode()
+    assert function["Runtime"] == "python3.11" and function["Handler"] == "service.lambda_handler.handler"
+    api = cloud["aws"]["apigatewayv2"]
+    (http_api,) = api.get_apis()["Items"]
+    routes = {r["RouteKey"] for r in api.get_routes(ApiId=http_api["ApiId"])["Items"]}
+    assert routes == {"POST /predict", "GET /metadata", "GET /livez", "GET /readyz"}
+    (integration,) = api.get_integrations(ApiId=http_api["ApiId"])["Items"]
+    assert (integration["IntegrationType"], integration["PayloadFormatVersion"]) == ("AWS_PROXY", "2.0")
+    assert ":function:heartgate:live/" in integration["IntegrationUri"]
+    assert [s["StageName"] for s in api.get_stages(ApiId=http_api["ApiId"])["Items"]] == ["$default"]
+    attached = cloud["aws"]["iam"].list_attached_role_policies(RoleName="heartgate-lambda")["AttachedPolicies"]
+    assert [p["PolicyName"] for p in attached] == ["AWSLambdaBasicExecutionRole"]
+    (group,) = cloud["aws"]["logs"].describe_log_groups(logGroupNamePrefix="/aws/lambda/heartgate")["logGroups"]
+    assert group["retentionInDays"] == 30
+
+
+def test_a_second_plan_is_empty(cloud):
+    deployed = read_deployment(cloud["config"])
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in cloud["env"].items():
+            patch.setenv(key, value)
+        assert terraform_for(cloud["config"], log=lambda _: None).plan_has_changes(deployed.variables) is False
+
+
+def test_the_package_is_small_and_self_contained(cloud):
+    package = Path(read_deployment(cloud["config"]).variables["package_file"])
+    with zipfile.ZipFile(package) as archive:
+        unzipped = sum(info.file_size for info in archive.infolist())
+        names = set(archive.namelist())
+    print(f"Lambda zip: {package.stat().st_size / 2**20:.1f} MiB, {unzipped / 2**20:.1f} MiB unzipped")
+    assert unzipped < 250 * 2**20
+    assert {"service/lambda_handler.py", "service/schema.py", "model/scorer.onnx", "model/metadata.json"} <= names
+    assert not [n for n in names if n.startswith(("tensorflow/", "bentoml/", "keras/"))]
+
+
+_RUN_EVENTS = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from service.lambda_handler import handler
+print(json.dumps([handler(event) for event in json.loads(sys.stdin.read())]))
+"""
+
+
+def run_handler(cloud, events: list[dict]) -> list[dict]:
+    package = Path(read_deployment(cloud["config"]).variables["package_file"])
+    unpacked = cloud["state"].parent / "unpacked"
+    if not unpacked.exists():
+        with zipfile.ZipFile(package) as archive:
+            archive.extractall(unpacked)
+    limits = {"HEARTGATE_SERVE__MAX_ROWS": str(MAX_ROWS), "HEARTGATE_SERVE__MAX_BODY_BYTES": str(MAX_BODY)}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", _RUN_EVENTS, str(unpacked)], input=json.dumps(events),
+        env={"PATH": "/usr/bin:/bin", **limits}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [(r["statusCode"], json.loads(r["body"])) for r in json.loads(result.stdout)]
+
+
+def test_the_deployed_handler_serves_the_same_api(cloud):
+    (predict, metadata, ready, missing) = run_handler(cloud, [
+        api_gateway_event("POST", "/predict", json.dumps({"beats": [BEAT, BEAT]})),
+        api_gateway_event("GET", "/metadata"),
+        api_gateway_event("GET", "/readyz"),
+        api_gateway_event("GET", "/nope"),
+    ])  # fmt: skip
+    assert predict[0] == 200 and predict[1]["model_version"] == "1" and len(predict[1]["predictions"]) == 2
+    assert metadata == (200, json.loads((StatePaths(cloud["state"]).root / "bentoml" / "models" / "heartgate-ecg" / "v1" / "metadata.json").read_text()))
+    assert ready[0] == 200 and missing == (404, {"error": "no route GET /nope"})
+
+
+def test_every_bad_input_gets_the_same_4xx_as_the_bento_service(cloud):
+    events = []
+    for payload, content_type, _, _ in BAD_REQUESTS:
+        body = payload.decode() if isinstance(payload, bytes) else json.dumps(payload)
+        events.append(api_gateway_event("POST", "/predict", body, content_type))
+    for (status, body), (_, _, expected_status, message) in zip(run_handler(cloud, events), BAD_REQUESTS):
+        assert status == expected_status and message in body["error"], (status, body, message)
+
+
+def test_a_better_candidate_publishes_version_2_and_moves_live(cloud):
+    result = cloud["heartgate"]("run", "--auto-approve", "--set", "train.epochs=20")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert live(cloud) == "2"
+    assert read_deployment(cloud["config"]).previous_live_version == "1"
+    assert aliases(cloud)[PRODUCTION_ALIAS] == "2"
+
+
+def test_a_failed_smoke_test_leaves_live_on_the_old_version(cloud):
+    # The 100-epoch candidate passes the gate; its function rejects the 2-beat smoke request.
+    result = cloud["heartgate"]("run", "--auto-approve", "--set", "serve.max_rows=1")
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "deploy of heartgate:v3 to aws failed: smoke test of function version 3 failed: /predict answered HTTP 413" in last
+    assert last.endswith("`live` stays on function version 2 (registry version 2)")
+    assert live(cloud) == "2"
+    assert aliases(cloud)[PRODUCTION_ALIAS] == "2"
+
+
+def test_rollback_moves_live_back(cloud):
+    result = cloud["heartgate"]("rollback")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert live(cloud) == "1"
+    assert aliases(cloud)[PRODUCTION_ALIAS] == "1"
+
+
+def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
+    variables = read_deployment(cloud["config"]).variables
+    errors: list[Exception] = []
+
+    def apply(work_dir: Path) -> None:
+        terraform = Terraform(root=PROJECT_ROOT / "infra" / "terraform" / "envs" / "aws", work_dir=work_dir,
+                              plugin_mirror=Path("/opt/tf-plugins"), log=lambda _: None, extra_env=cloud["env"])  # fmt: skip
+        try:
+            terraform.init(backend_config(cloud["config"], work_dir))
+            terraform.apply(variables)
+        except TerraformError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=apply, args=(tmp_path / "a",))
+    first.start()
+    threading.Event().wait(1.0)
+    apply(tmp_path / "b")
+    first.join()
+    assert len(errors) == 1, errors
+    assert "Error acquiring the state lock" in str(errors[0])
+    assert live(cloud) == "1"
+
+
+def test_the_image_artifact_stops_at_the_missing_docker_engine():
+    from tasks.deploy_aws import DockerEngineMissing, require_docker_engine
+
+    if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        pytest.skip("a Docker engine is running here")
+    with pytest.raises(DockerEngineMissing) as raised:
+        require_docker_engine()
+    assert "no Docker engine is running" in str(raised.value)
+    assert "the zip package (deploy.aws.artifact: zip, the default) needs no Docker" in str(raised.value)
+    assert (PROJECT_ROOT / "docker" / "Dockerfile.lambda").is_file()
+
+
+def test_the_secret_never_lands_anywhere(cloud):
+    """Everything the runs wrote or printed: the state dir (MLflow, Prefect, DVC, Terraform var
+    files and data dir, packages), the CLI output, and the Terraform state in S3."""
+    leaks = [str(path) for path in cloud["state"].rglob("*") if path.is_file() and SENTINEL.encode() in path.read_bytes()]
+    leaks += [f"output of run {i}" for i, text in enumerate(cloud["outputs"]) if SENTINEL in text]
+    s3 = cloud["aws"]["s3"]
+    for item in s3.list_objects_v2(Bucket="heartgate-terraform-state").get("Contents", []):
+        if SENTINEL.encode() in s3.get_object(Bucket="heartgate-terraform-state", Key=item["Key"])["Body"].read():
+            leaks.append(f"s3://heartgate-terraform-state/{item['Key']}")
+    assert len(cloud["outputs"]) >= 4
+    assert leaks == []
