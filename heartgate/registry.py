@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from heartgate.config import HeartgateConfig
@@ -23,6 +24,12 @@ def version_by_alias(client, name: str, alias: str):  # noqa: ANN001, ANN201 - m
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
         raise
+
+
+def tag_version(client, name: str, version: str, tags: Mapping[str, str]) -> None:  # noqa: ANN001 - mlflow client
+    """Write lineage tags onto a registered version."""
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
 
 
 def describe_version(config: HeartgateConfig, version_or_alias: str) -> dict[str, Any]:

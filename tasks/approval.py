@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from heartgate.config import HeartgateConfig
 from heartgate.errors import HeartgateError
+from heartgate.registry import tag_version
 from heartgate.tracking import connect
 from tasks.gate import GateDecision
 from tasks.register import RegisteredVersion
@@ -122,13 +123,12 @@ def record_approval(config: HeartgateConfig, candidate: RegisteredVersion, outco
 
     connect(config)
     client = mlflow.MlflowClient()
-    for key, value in outcome.as_tags().items():
-        client.set_model_version_tag(candidate.name, candidate.version, key, value)
+    tags = outcome.as_tags()
     if outcome.decision == "rejected":
-        reason = f"rejected by {outcome.reviewer}" + (f": {outcome.comment}" if outcome.comment else "")
-        client.set_model_version_tag(candidate.name, candidate.version, "rejected", reason)
+        tags["rejected"] = f"rejected by {outcome.reviewer}" + (f": {outcome.comment}" if outcome.comment else "")
     if outcome.decision == "timed_out":
-        client.set_model_version_tag(candidate.name, candidate.version, "rejected", "approval timed out")
+        tags["rejected"] = "approval timed out"
+    tag_version(client, candidate.name, candidate.version, tags)
 
 
 def timed_out_error(candidate: RegisteredVersion, config: HeartgateConfig) -> ApprovalTimedOut:

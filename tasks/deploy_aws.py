@@ -28,6 +28,7 @@ from tasks.deploy import (
     DeployFailed,
     Log,
     SmokeTestFailed,
+    pick_smoke_beats,
     post_json,
     read_deployment,
     serve_environment,
@@ -35,10 +36,9 @@ from tasks.deploy import (
     terraform_for,
     write_deployment,
 )
-from tasks.package_lambda import LambdaPackage, build_lambda_package, fetch_runtime_wheels
-from tasks.deploy import pick_smoke_beats
-from tasks.split_data import SplitArrays
 from service.model import ServedModel
+from tasks.package_lambda import LambdaPackage, build_lambda_package, fetch_runtime_wheels
+from tasks.split_data import SplitArrays
 
 # Runs the packaged handler in a clean interpreter whose only packages are the zip's.
 _INVOKE = """

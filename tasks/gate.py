@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import GateConfig, HeartgateConfig
-from heartgate.registry import PRODUCTION_ALIAS, version_by_alias
+from heartgate.registry import PRODUCTION_ALIAS, tag_version, version_by_alias
 from heartgate.scorer import OnnxScorer
 from heartgate.tracking import connect, download_onnx
 from tasks.evaluate import Metrics, classification_metrics
@@ -197,10 +197,8 @@ def run_gate(config: HeartgateConfig, data: DataVersion, split: SplitVersion, ca
                 bounds = paired_bootstrap(candidate_flags, production_flags, arrays.test_abnormal, config.gate)
     decision = decide(candidate_score, production_score, config.gate, bounds)
 
-    for key, value in decision.as_tags().items():
-        client.set_model_version_tag(candidate.name, candidate.version, key, value)
-    if not decision.promotable:
-        client.set_model_version_tag(candidate.name, candidate.version, "rejected", "gate: " + "; ".join(decision.reasons))
+    rejection = {} if decision.promotable else {"rejected": "gate: " + "; ".join(decision.reasons)}
+    tag_version(client, candidate.name, candidate.version, decision.as_tags() | rejection)
     return decision
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import HeartgateConfig
 from heartgate.errors import HeartgateError
-from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, version_by_alias
+from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, tag_version, version_by_alias
 from heartgate.tracking import connect
 from tasks.approval import ApprovalOutcome
 from tasks.gate import GateDecision
@@ -90,8 +90,8 @@ def promote_version(
         if now is not None:
             client.set_registered_model_alias(name, PREVIOUS_ALIAS, now)
         client.set_registered_model_alias(name, PRODUCTION_ALIAS, candidate.version)
-    client.set_model_version_tag(name, candidate.version, "promoted_at", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    client.set_model_version_tag(name, candidate.version, "promoted_from", now or "none")
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tag_version(client, name, candidate.version, {"promoted_at": stamp, "promoted_from": now or "none"})
     return Promotion(
         version=candidate.version,
         previous=now,

@@ -59,6 +59,20 @@ def reference_csv_gz() -> Path:
     return REFERENCE_DATA
 
 
+def wait_until_answering(url: str, server: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    """Poll `url` until it answers; fail the test if `server` exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                pytest.fail(f"{what} did not start")
+            time.sleep(0.2)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,16 +89,7 @@ def moto_server():
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                pytest.fail("moto server did not start")
-            time.sleep(0.2)
+    wait_until_answering(f"{endpoint}/moto-api/", server, "moto server")
     yield endpoint
     server.terminate()
     server.wait(timeout=10)

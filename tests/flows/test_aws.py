@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from heartgate.config import PROJECT_ROOT, load_config
-from heartgate.errors import HeartgateError
 from heartgate.registry import PRODUCTION_ALIAS
 from heartgate.state import StatePaths
 from heartgate.terraform import Terraform, TerraformError

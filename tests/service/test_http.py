@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ from heartgate.scorer import OnnxScorer
 from tasks.build_bento import build_service_bento, package_model
 from tasks.split_data import SplitArrays
 from tasks.train import build_scorer, export_onnx, fit_autoencoder
-from tests.conftest import free_port, synthetic_csv
+from tests.conftest import free_port, synthetic_csv, wait_until_answering
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -50,14 +48,7 @@ def served(tmp_path_factory):
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/readyz", timeout=1).close()
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "bento server did not start"
-            time.sleep(0.2)
+    wait_until_answering(f"{url}/readyz", server, "bento server")
     yield {"port": port, "url": url, "onnx": onnx, "threshold": metadata["threshold"], "beats": table.beats, "pid": server.pid}
     server.send_signal(signal.SIGTERM)  # the arbiter stops its workers
     server.wait(timeout=20)
