@@ -30,14 +30,16 @@ up: $(STAMP) ## Start the embedded stack: Prefect UI at 127.0.0.1:4200 (Run trai
 down: $(STAMP) ## Stop the embedded stack
 	$(BIN)/heartgate down
 
-test: $(STAMP) ## Run every test: unit, then integration (real DVC, MLflow, Prefect, training)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) ## Run every test: fast unit tests first, then integration (real DVC, MLflow, Prefect, Terraform, moto)
+	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "integration or slow" $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Run the fast unit tests only
 	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
-benchmark: $(STAMP) ## Time each task and the whole flow (median of 3 runs)
+benchmark: $(STAMP) ## Time each task and the whole flow (median of 3), then serving vs the seed-style service
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/serve.py
 
 lock: ## Re-pin requirements.lock from the current virtual environment
 	{ echo "# Every package, exact. Regenerate with \`make lock\` after changing pyproject.toml."; \
