@@ -102,9 +102,15 @@ class Terraform:
         path.write_text(json.dumps(dict(variables), indent=2, sort_keys=True))
         return f"-var-file={path}"
 
-    def init(self, backend_config: Mapping[str, str] | None = None) -> None:
+    def init(self, backend_config: Mapping[str, str] | None = None, backend: bool = True) -> None:
+        """backend=False: providers and modules only (enough for `validate`)."""
         options = [f"-backend-config={key}={value}" for key, value in (backend_config or {}).items()]
+        if not backend:
+            options = ["-backend=false"]
         self._run("init", "-json", "-no-color", "-input=false", "-reconfigure", *options)
+
+    def validate(self) -> None:
+        self._run("validate", "-json", "-no-color")
 
     def apply(self, variables: Mapping[str, Any]) -> None:
         self._run("apply", "-json", "-input=false", "-auto-approve", self._var_file(variables))
