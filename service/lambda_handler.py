@@ -16,13 +16,15 @@ from service.model import ServedModel
 from service.schema import JSON_CONTENT_TYPE, Limits, RequestError, error_body, parse_predict_request, predict_response
 
 PACKAGED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
-_loaded: dict[str, ServedModel] = {}
+_loaded: dict[str, tuple[ServedModel, Limits]] = {}
 
 
-def _model() -> ServedModel:
-    if "model" not in _loaded:
-        _loaded["model"] = ServedModel.load(Path(os.environ.get("HEARTGATE_MODEL_DIR", PACKAGED_MODEL_DIR)))
-    return _loaded["model"]
+def _container() -> tuple[ServedModel, Limits]:
+    """The model and the serving limits, read once per container (its environment is fixed)."""
+    if "container" not in _loaded:
+        model = ServedModel.load(Path(os.environ.get("HEARTGATE_MODEL_DIR", PACKAGED_MODEL_DIR)))
+        _loaded["container"] = (model, Limits.from_environ(os.environ))
+    return _loaded["container"]
 
 
 def _response(status: int, payload: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +34,7 @@ def _response(status: int, payload: dict[str, Any]) -> dict[str, Any]:
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     http = (event.get("requestContext") or {}).get("http") or {}
     route = (http.get("method", ""), event.get("rawPath", ""))
-    model = _model()
+    model, limits = _container()
     if route == ("GET", "/metadata"):
         return _response(200, model.metadata)
     if route in (("GET", "/livez"), ("GET", "/readyz")):
@@ -43,7 +45,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     body = event.get("body") or ""
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     try:
-        beats = parse_predict_request(raw, headers.get("content-type"), Limits.from_environ(os.environ))
+        beats = parse_predict_request(raw, headers.get("content-type"), limits)
     except RequestError as exc:
         return _response(exc.status, error_body(exc.message))
     return _response(200, predict_response(model.errors(beats), model.threshold, model.version))

@@ -96,13 +96,17 @@ def post_json(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         raise SmokeTestFailed(f"no answer from {url}: {getattr(exc, 'reason', exc)}") from None
 
 
+def smoke_payload(model_dir: Path, arrays: SplitArrays) -> dict[str, Any]:
+    """The /predict body of every smoke test: this model's clearest normal and abnormal test beats."""
+    errors = ServedModel.load(model_dir).errors(arrays.test)
+    normal, abnormal = pick_smoke_beats(errors, arrays.test_abnormal)
+    return {"beats": arrays.test[[normal, abnormal]].astype(float).tolist()}
+
+
 def smoke_test(url: str, model_dir: Path, arrays: SplitArrays, expected_version: str, log: Log) -> None:
     """Real HTTP: a known-normal and a known-abnormal test beat must come back labelled right,
     from the promoted version."""
-    errors = ServedModel.load(model_dir).errors(arrays.test)
-    normal, abnormal = pick_smoke_beats(errors, arrays.test_abnormal)
-    beats = arrays.test[[normal, abnormal]].astype(float).tolist()
-    status, body = post_json(f"{url}/predict", {"beats": beats})
+    status, body = post_json(f"{url}/predict", smoke_payload(model_dir, arrays))
     problems = smoke_problems(status, body, expected_version)
     if problems:
         raise SmokeTestFailed(f"smoke test of {url} failed: {'; '.join(problems)}")

@@ -28,15 +28,14 @@ from tasks.deploy import (
     DeployFailed,
     Log,
     SmokeTestFailed,
-    pick_smoke_beats,
     post_json,
     read_deployment,
     serve_environment,
+    smoke_payload,
     smoke_problems,
     terraform_for,
     write_deployment,
 )
-from service.model import ServedModel
 from tasks.package_lambda import LambdaPackage, build_lambda_package, fetch_runtime_wheels
 from tasks.split_data import SplitArrays
 
@@ -96,7 +95,13 @@ def invoke_packaged_handler(package: Path, event: dict[str, Any], environment: d
 
 
 def smoke_test_lambda(
-    config: HeartgateConfig, outputs: dict[str, Any], package: LambdaPackage, arrays: SplitArrays, expected_version: str, log: Log
+    config: HeartgateConfig,
+    outputs: dict[str, Any],
+    package: LambdaPackage,
+    model_dir: Path,
+    arrays: SplitArrays,
+    expected_version: str,
+    log: Log,
 ) -> None:
     import boto3
 
@@ -106,17 +111,13 @@ def smoke_test_lambda(
     )["Configuration"]
     if function["CodeSha256"] != package.sha256_base64:
         raise SmokeTestFailed(f"function version {published} runs code {function['CodeSha256']}, not the package {package.sha256_base64}")
-    with tempfile.TemporaryDirectory() as unpacked:
-        with zipfile.ZipFile(package.path) as archive:
-            archive.extractall(unpacked, members=[n for n in archive.namelist() if n.startswith("model/")])
-        errors = ServedModel.load(Path(unpacked) / "model").errors(arrays.test)
-    normal, abnormal = pick_smoke_beats(errors, arrays.test_abnormal)
-    body = json.dumps({"beats": arrays.test[[normal, abnormal]].astype(float).tolist()})
+    payload = smoke_payload(model_dir, arrays)  # the package was built from this model dir
     if config.deploy.aws.smoke == "http":
-        status, answer = post_json(f"{str(outputs['url']).rstrip('/')}/predict", json.loads(body))
+        status, answer = post_json(f"{str(outputs['url']).rstrip('/')}/predict", payload)
     else:
         environment = (function.get("Environment") or {}).get("Variables") or {}
-        response = invoke_packaged_handler(package.path, api_gateway_event("POST", "/predict", body), environment)
+        event = api_gateway_event("POST", "/predict", json.dumps(payload))
+        response = invoke_packaged_handler(package.path, event, environment)
         status, answer = response["statusCode"], json.loads(response["body"])
     problems = smoke_problems(status, answer, expected_version)
     if problems:
@@ -150,7 +151,7 @@ def deploy_lambda(config: HeartgateConfig, built: BentoBuild, model_dir: Path, a
     try:
         terraform.apply(variables)
         outputs = terraform.outputs()
-        smoke_test_lambda(config, outputs, package, arrays, built.registry_version, log)
+        smoke_test_lambda(config, outputs, package, model_dir, arrays, built.registry_version, log)
     except HeartgateError as failure:
         if previous is None:
             terraform.destroy(variables)
