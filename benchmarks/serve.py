@@ -131,10 +131,11 @@ def main() -> None:
         )  # fmt: skip
         wait_ready(f"http://127.0.0.1:{seed_port}")
 
-        from tasks.split_data import load_tracked_split_arrays
         from heartgate.config import load_config
+        from heartgate.splits import arrays_for_lineage
 
-        test = load_tracked_split_arrays(load_config(overrides={"state_dir": str(state)})).test
+        lineage = metadata["lineage"]
+        test = arrays_for_lineage(load_config(overrides={"state_dir": str(state)}), lineage["data_md5"], lineage["split_md5"]).test
         print(f"\nmodel version {metadata['model_version']}; {CONCURRENCY} concurrent keep-alive clients on loopback; 2 cores")
         results = {}
         for batch in (1, 64):

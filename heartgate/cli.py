@@ -1,5 +1,8 @@
-"""The `heartgate` command. Every failure ends in one readable line on stderr and a non-zero exit.
+"""The `heartgate` command. Every failure ends in one readable line on stderr and a non-zero exit
+(two when an undo failed too: the original failure, then the undo's).
 
+An entry point: it activates the state dir (the only place, with the tests, that sets environment
+variables), and runs the flow by its entrypoint, as a Prefect worker does (docs/architecture.md).
 Heavy imports (prefect, mlflow, dvc, tensorflow) happen inside the commands, after the state dir
 is activated: those libraries read their settings from the environment when they are imported.
 """
@@ -15,11 +18,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from heartgate.config import HeartgateConfig, load_config, nest, parse_assignments
+from heartgate.config import PROJECT_ROOT, HeartgateConfig, load_config, nest, parse_assignments
 from heartgate.errors import HeartgateError
 from heartgate.state import StatePaths, activate
+from heartgate.targets import target_names
 
 EXIT_ERROR = 1
+# The same entrypoint prefect.yaml deploys: the core knows the flow by name, never by import.
+FLOW_ENTRYPOINT = f"{PROJECT_ROOT / 'flows' / 'train_and_deploy.py'}:train_and_deploy"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +36,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--state-dir", help="where all embedded state lives (default .heartgate)")
     parser.add_argument("--tracking-uri", help="MLflow tracking server (default: SQLite in the state dir)")
-    parser.add_argument("--target", choices=("local", "aws"), help="deploy target (default: deploy.target, local)")
+    parser.add_argument("--target", choices=target_names(), help="deploy target (default: deploy.target, local)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,15 +128,16 @@ def prefect_session():
 
 
 def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from flows.train_and_deploy import train_and_deploy
+    from prefect.flows import load_flow_from_entrypoint
 
+    train_and_deploy = load_flow_from_entrypoint(FLOW_ENTRYPOINT)
     with prefect_session():
         summary = train_and_deploy(config_file=args.config, overrides=overrides, auto_approve=args.auto_approve)
     print("\n".join(summary.lines()))
 
 
 def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from tasks.approval import answer_paused_run
+    from heartgate.approval import answer_paused_run
 
     approve = args.command == "approve"
     with prefect_session():
@@ -139,7 +146,7 @@ def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
 
 def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from tasks.approval import waiting_runs
+    from heartgate.approval import waiting_runs
 
     with prefect_session():
         runs = waiting_runs()
@@ -150,49 +157,53 @@ def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 
 def command_pull_data(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from tasks.pull_data import pull_data_version
-    from tasks.split_data import make_split_version
+    from heartgate.data import pull_data
+    from heartgate.splits import split_data
 
-    data = pull_data_version(config)
-    split = make_split_version(data, config)
+    data = pull_data(config)
+    split = split_data(data, config)
     print(f"data {data.md5} ({data.rows} beats, {data.abnormal_rows} abnormal) at {data.path}")
     print(f"split {split.md5} {split.counts}")
 
 
 def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.registry import describe_version
+    from heartgate.registry import Registry
 
-    print(json.dumps(describe_version(config, args.version), indent=2, sort_keys=True))
+    print(json.dumps(Registry.for_config(config, existing_only=True).describe(args.version), indent=2, sort_keys=True))
 
 
 def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.tracking import require_existing_store
-    from tasks.build_bento import build_bento_for_version
+    from heartgate.bento import build_bento
+    from heartgate.registry import Registry
 
-    require_existing_store(config)
-    built = build_bento_for_version(config, args.version)
+    Registry.for_config(config, existing_only=True)
+    built = build_bento(config, args.version)
     print(f"bento {built.bento_tag} (model {built.model_tag}, onnx sha256 {built.onnx_sha256})")
 
 
 def command_rollback(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from tasks.rollback import rollback_production
+    from heartgate.promotion import roll_back
 
     with prefect_session():  # the promotion lock is a Prefect concurrency limit
-        rollback_production(config, log=_progress)
+        roll_back(config, log=_progress)
 
 
 def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS, describe_version
-    from tasks.deploy import answering_version, read_deployment
+    from heartgate.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
+    from heartgate.targets import target_for
 
-    deployed = read_deployment(config)
+    target = target_for(config, _progress)
+    deployed = target.current()
+    try:
+        registry: Registry | None = Registry.for_config(config, existing_only=True)
+    except HeartgateError:
+        registry = None
     if deployed is None:
-        print(f"{config.deploy.target}: nothing deployed")
+        print(f"{target.name}: nothing deployed")
     else:
-        answering = answering_version(deployed.url)
-        health = f"answering as version {answering}" if answering else "NOT ANSWERING"
-        print(f"{deployed.target}: {deployed.bento_tag} at {deployed.url} ({health})")
-        lineage = describe_version(config, deployed.registry_version)
+        print(f"{deployed.target}: {deployed.bento_tag} at {deployed.url} ({target.health(deployed)})")
+    if deployed is not None and registry is not None:
+        lineage = registry.describe(deployed.registry_version)
         tags = lineage["tags"]
         print(
             f"  registry {lineage['name']} v{lineage['version']} {['@' + a for a in lineage['aliases']]}"
@@ -200,16 +211,14 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
             f" -> bento {deployed.bento_tag} -> terraform state serial {deployed.state_serial}"
         )
     for alias in (PRODUCTION_ALIAS, PREVIOUS_ALIAS, CANDIDATE_ALIAS):
-        try:
-            print(f"@{alias}: version {describe_version(config, alias)['version']}")
-        except HeartgateError:
-            print(f"@{alias}: none")
+        version = registry.alias_version(alias) if registry else None
+        print(f"@{alias}: version {version}" if version else f"@{alias}: none")
 
 
 def command_undeploy(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from tasks.deploy import undeploy
+    from heartgate.targets import target_for
 
-    removed = undeploy(config, log=_progress)
+    removed = target_for(config, _progress).undeploy()
     print(f"stopped serving {removed.bento_tag} at {removed.url}" if removed else "nothing was deployed")
 
 
@@ -259,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         activate(StatePaths(config.state_root))
         COMMANDS[args.command](args, config, overrides)
     except HeartgateError as exc:
-        print(f"heartgate: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"heartgate: error: {line}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("heartgate: interrupted", file=sys.stderr)

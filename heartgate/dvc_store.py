@@ -3,6 +3,10 @@
 `commit()` is all-or-nothing: files are validated before they get here, written next to their
 target and renamed into place, added and pushed; if add or push fails, the previous versions of
 the files and their `.dvc` records are put back, so no half-written data version is left behind.
+It holds the repository's lock from the first write to the push, so concurrent runs queue.
+
+Readers never use the workspace files (the next run rewrites them): `TrackedFile.path` is the
+cache object named by the md5, and `read_verified` checks the bytes against that md5.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from heartgate.config import HeartgateConfig
-from heartgate.errors import DataSourceError, TransientError
+from heartgate.errors import DataSourceError, DataValidationError
 from heartgate.state import StatePaths
 
 REMOTE_NAME = "store"
@@ -24,8 +28,19 @@ REMOTE_NAME = "store"
 
 @dataclass(frozen=True)
 class TrackedFile:
-    path: Path
+    path: Path  # the cache object: content-addressed, never rewritten
     md5: str  # DVC's md5 of the file: the data version
+
+
+def read_verified(path: Path, md5: str) -> bytes:
+    """The bytes of a content-addressed file, checked against the md5 that names them."""
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise DataValidationError(f"data version {md5} is missing from the DVC cache ({path})") from None
+    if hashlib.md5(content).hexdigest() != md5:
+        raise DataValidationError(f"{path} does not match its md5 {md5}: the DVC cache is corrupted")
+    return content
 
 
 def dvc_record(path: Path) -> Path:
@@ -50,13 +65,17 @@ class DvcStore:
         paths = StatePaths(config.state_root)
         return cls(paths.dvc_workspace, config.data.remote or str(paths.dvc_remote))
 
+    def object_path(self, md5: str) -> Path:
+        """Where DVC's local cache keeps the file with this md5."""
+        return self.workspace / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
     def _repo(self):
         from dvc.repo import Repo
 
         if not (self.workspace / ".dvc").is_dir():
             self.workspace.mkdir(parents=True, exist_ok=True)
             Repo.init(str(self.workspace), no_scm=True)
-        repo = Repo(str(self.workspace))
+        repo = Repo(str(self.workspace), _wait_for_lock=True)
         with repo.config.edit() as conf:
             conf["remote"][REMOTE_NAME] = {"url": self.remote_url}
             conf["core"]["remote"] = REMOTE_NAME
@@ -64,42 +83,43 @@ class DvcStore:
 
     def commit(self, files: Mapping[str, bytes]) -> dict[str, TrackedFile]:
         """Track `files` (name -> content) as the new version and push it to the remote."""
+        from dvc.repo import lock_repo
+
+        md5s = {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
+        repo = self._repo()
+        try:
+            with lock_repo(repo):  # another run's write must not land between ours and its add
+                self._write_add_push(repo, files, md5s)
+        finally:
+            repo.close()
+        return {name: TrackedFile(self.object_path(md5), md5) for name, md5 in md5s.items()}
+
+    def _write_add_push(self, repo, files: Mapping[str, bytes], md5s: Mapping[str, str]) -> None:  # noqa: ANN001
         targets = {name: self.workspace / name for name in files}
         changed = {
             name: content
             for name, content in files.items()
-            if read_md5(targets[name]) != hashlib.md5(content).hexdigest() or not targets[name].exists()
+            if read_md5(targets[name]) != md5s[name] or not self.object_path(md5s[name]).exists()
         }
         backups = {name: _snapshot(targets[name]) for name in changed}
-        repo = self._repo()
         try:
             for name, content in changed.items():
                 _atomic_write(targets[name], content)
             if changed:
                 repo.add([str(targets[name]) for name in changed])
+                repo._reset()  # under one lock DVC keeps the stage index it read before the add
             repo.push()
         except Exception as exc:
             for name, snapshot in backups.items():
                 _restore(targets[name], snapshot)
-            from dvc.lock import LockError
-
-            if isinstance(exc, LockError):
-                raise DataStoreBusyError(f"the DVC store {self.workspace} is locked by another run") from exc
             raise DataSourceError(
                 f"could not version the data with DVC (remote {self.remote_url}): "
                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; nothing was changed"
             ) from exc
-        finally:
-            repo.close()
-        return {name: TrackedFile(path, read_md5(path) or "") for name, path in targets.items()}
 
     def remote_has(self, md5: str) -> bool:
         """Whether a local-directory remote holds the object with this md5 (for checks and tests)."""
         return (Path(self.remote_url) / "files" / "md5" / md5[:2] / md5[2:]).exists()
-
-
-class DataStoreBusyError(TransientError):
-    """Another process holds the DVC repository's lock."""
 
 
 def _atomic_write(path: Path, content: bytes) -> None:

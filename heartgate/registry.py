@@ -1,58 +1,184 @@
-"""Reading the MLflow Model Registry: versions by number or alias, with their lineage."""
+"""The MLflow adapter: tracking, the Model Registry and run artifacts, through one explicit
+`MlflowClient(tracking_uri=...)`. Nothing here touches MLflow's process-global tracking URI.
+
+The embedded default is a SQLite store with artifacts under the state dir; `mlflow.tracking_uri`
+(an MLflow server on PostgreSQL + S3) replaces both.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from heartgate.config import HeartgateConfig
+from heartgate.contracts import EvaluationResult, RegisteredVersion, TrainResult
 from heartgate.errors import TrackingError
-from heartgate.tracking import connect, require_existing_store
+from heartgate.lineage import Lineage
+from heartgate.state import StatePaths
 
 CANDIDATE_ALIAS = "candidate"  # the newest registered candidate
 PRODUCTION_ALIAS = "production"  # moved only by an approved promotion
 PREVIOUS_ALIAS = "previous"  # the production version before the last promotion, for rollback
+MODEL_DESCRIPTION = "ECG5000 beat anomaly detector (autoencoder; abnormal = positive class)."
 
 
-def version_by_alias(client, name: str, alias: str):  # noqa: ANN001, ANN201 - mlflow types
-    """The ModelVersion an alias points at, or None when the alias (or the model) does not exist."""
-    from mlflow.exceptions import MlflowException
+@dataclass(frozen=True)
+class Registry:
+    client: Any  # mlflow.MlflowClient, bound to one tracking and registry URI
+    model_name: str
+    experiment: str
+    artifact_location: str | None  # where a new experiment keeps artifacts (embedded store only)
+    cache: Path  # run artifacts fetched once per machine (they never change once logged)
 
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
+    @classmethod
+    def for_config(cls, config: HeartgateConfig, existing_only: bool = False) -> Registry:
+        """existing_only: for read-only commands, refuse to create an empty embedded store."""
+        from mlflow import MlflowClient
 
+        paths = StatePaths(config.state_root)
+        uri, artifact_location = config.mlflow.tracking_uri, None
+        if uri is None:
+            if existing_only and not paths.mlflow_database.exists():
+                raise TrackingError(f"no MLflow store at {paths.mlflow_database} yet: run `heartgate run` first")
+            paths.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+            # With a SQLite store MLflow would otherwise put artifacts in ./mlruns of the caller's cwd.
+            uri, artifact_location = paths.mlflow_tracking_uri, paths.mlflow_artifacts.as_uri()
+        return cls(
+            client=MlflowClient(tracking_uri=uri, registry_uri=uri),
+            model_name=config.registry.model_name,
+            experiment=config.mlflow.experiment,
+            artifact_location=artifact_location,
+            cache=paths.cache / "run-artifacts",
+        )
 
-def tag_version(client, name: str, version: str, tags: Mapping[str, str]) -> None:  # noqa: ANN001 - mlflow client
-    """Write lineage tags onto a registered version."""
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+    def experiment_id(self) -> str:
+        """The experiment's id, created on first use."""
+        from mlflow.exceptions import MlflowException
 
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        except MlflowException:  # another run created it between our read and our create
+            return self.client.get_experiment_by_name(self.experiment).experiment_id
 
-def describe_version(config: HeartgateConfig, version_or_alias: str) -> dict[str, Any]:
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    # --- versions and aliases ---------------------------------------------------------------------
 
-    require_existing_store(config)
-    connect(config)
-    client = mlflow.MlflowClient()
-    name = config.registry.model_name
-    try:
-        if version_or_alias.isdigit():
-            version = client.get_model_version(name, version_or_alias)
+    def version(self, version: str):  # noqa: ANN201 - mlflow ModelVersion
+        return self.client.get_model_version(self.model_name, version)
+
+    def by_alias(self, alias: str):  # noqa: ANN201 - mlflow ModelVersion or None
+        """The version an alias points at, or None when the alias (or the model) does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(self.model_name, alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def alias_version(self, alias: str) -> str | None:
+        found = self.by_alias(alias)
+        return str(found.version) if found else None
+
+    def tags(self, version: str) -> dict[str, str]:
+        return dict(self.version(version).tags)
+
+    def tag(self, version: str, tags: Mapping[str, str]) -> None:
+        """Write lineage tags onto a registered version."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, version, key, value)
+
+    def point(self, alias: str, version: str | None) -> None:
+        """Move `alias` to `version`, or remove it (None)."""
+        if version is None:
+            self.client.delete_registered_model_alias(self.model_name, alias)
         else:
-            version = client.get_model_version_by_alias(name, version_or_alias)
-    except MlflowException as exc:
-        raise TrackingError(f"no version {version_or_alias!r} of model {name!r}: {exc.message.splitlines()[0]}") from None
-    return {
-        "name": name,
-        "version": version.version,
-        "aliases": sorted(version.aliases),
-        "run_id": version.run_id,
-        "source": version.source,
-        "created": version.creation_timestamp,
-        "tags": dict(version.tags),
+            self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def describe(self, version_or_alias: str) -> dict[str, Any]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if version_or_alias.isdigit():
+                version = self.version(version_or_alias)
+            else:
+                version = self.client.get_model_version_by_alias(self.model_name, version_or_alias)
+        except MlflowException as exc:
+            first_line = exc.message.splitlines()[0]
+            raise TrackingError(f"no version {version_or_alias!r} of model {self.model_name!r}: {first_line}") from None
+        return {
+            "name": self.model_name,
+            "version": version.version,
+            "aliases": sorted(version.aliases),
+            "run_id": version.run_id,
+            "source": version.source,
+            "created": version.creation_timestamp,
+            "tags": dict(version.tags),
+        }
+
+    # --- run artifacts, fetched once ----------------------------------------------------------------
+
+    def artifact(self, run_id: str, path: str) -> Path:
+        """A local copy of a run artifact, downloaded at most once per machine."""
+        kept = self.cache / run_id / path
+        if not kept.exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=kept.parent) as scratch:
+                fetched = Path(self.client.download_artifacts(run_id, path, scratch))
+                fetched.replace(kept)
+        return kept
+
+    def keep_artifact(self, run_id: str, path: str, local: Path) -> Path:
+        """Seed the cache with a file this process just logged, so nobody downloads it again."""
+        kept = self.cache / run_id / path
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f".{kept.name}.partial")
+        shutil.copyfile(local, partial)
+        partial.replace(kept)
+        return kept
+
+
+def version_tags(lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult) -> dict[str, str]:
+    tags = {
+        **lineage.as_tags(),
+        "run_id": trained.run_id,
+        "onnx_artifact": trained.onnx_artifact,
+        "smoke_artifact": evaluation.smoke_artifact,
+        "threshold": repr(evaluation.threshold),
+        "threshold_rule": evaluation.threshold_rule,
     }
+    tags |= {
+        f"test_{key}": f"{value:.6f}" if isinstance(value, float) else str(value)
+        for key, value in evaluation.test.model_dump().items()
+    }
+    return tags
+
+
+def _create_registered_model(client, name: str) -> None:  # noqa: ANN001 - mlflow client
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, description=MODEL_DESCRIPTION)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # a concurrent run created it first
+            raise
+
+
+def register(registry: Registry, lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult) -> RegisteredVersion:
+    """The candidate becomes a new version with its lineage as tags, and takes `@candidate`.
+    `@production` is moved only by an approved promotion."""
+    client, name = registry.client, registry.model_name
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        _create_registered_model(client, name)
+    tags = version_tags(lineage, trained, evaluation)
+    model_id = trained.model_uri.removeprefix("models:/")
+    version = client.create_model_version(name, source=trained.model_uri, run_id=trained.run_id, tags=tags, model_id=model_id)
+    registry.point(CANDIDATE_ALIAS, str(version.version))
+    return RegisteredVersion(name=name, version=str(version.version), run_id=trained.run_id, tags=tags)

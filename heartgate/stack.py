@@ -22,7 +22,7 @@ import yaml
 
 from heartgate.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateConfig
 from heartgate.errors import HeartgateError
-from heartgate.state import StatePaths
+from heartgate.state import StatePaths, runtime_environment
 
 START_TIMEOUT_S = 120
 STOP_ORDER = ("worker", "mlflow", "prefect-server")  # the worker before the server it talks to
@@ -108,6 +108,7 @@ def service_environment(config: HeartgateConfig, overrides: Mapping[str, Any] | 
     config overrides the stack was started with."""
     return {
         **os.environ,
+        **runtime_environment(StatePaths(config.state_root)),
         **override_variables(overrides or {}),
         "PREFECT_API_URL": urls(config).prefect_api,
         "PREFECT_UI_API_URL": urls(config).prefect_api,
@@ -117,12 +118,13 @@ def service_environment(config: HeartgateConfig, overrides: Mapping[str, Any] | 
     }
 
 
-def ensure_work_pool(name: str) -> None:
+def ensure_work_pool(name: str, api_url: str) -> None:
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with get_client(sync_client=True) as client:
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
         try:
             client.create_work_pool(WorkPoolCreate(name=name, type="process"))
         except ObjectAlreadyExists:
@@ -148,8 +150,7 @@ def up(config: HeartgateConfig, overrides: Mapping[str, Any] | None = None) -> S
            "--host", config.stack.host, "--port", str(config.stack.prefect_port)], env)  # fmt: skip
     _wait_healthy(config, "prefect-server", f"{stack_urls.prefect_api}/health")
 
-    os.environ["PREFECT_API_URL"] = stack_urls.prefect_api  # for this process's client calls
-    ensure_work_pool(config.stack.work_pool)
+    ensure_work_pool(config.stack.work_pool, stack_urls.prefect_api)
     deploy(env)
     _spawn(config, "worker", [python, "-m", "prefect", "worker", "start", "--pool", config.stack.work_pool], env)
 

@@ -21,8 +21,12 @@ class StatePaths:
         return self.root / "mlflow"
 
     @property
+    def mlflow_database(self) -> Path:
+        return self.mlflow_dir / "mlflow.db"
+
+    @property
     def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+        return f"sqlite:///{self.mlflow_database}"
 
     @property
     def mlflow_artifacts(self) -> Path:
@@ -41,6 +45,25 @@ class StatePaths:
     def downloads(self) -> Path:
         """Fetched source files, kept by sha256 so a re-run does not download again."""
         return self.root / "downloads"
+
+    @property
+    def cache(self) -> Path:
+        """Content that never changes once written (run artifacts by run id), kept to skip a refetch."""
+        return self.root / "cache"
+
+    @property
+    def deploy(self) -> Path:
+        """Per-target deployment files: server pid and log, Lambda packages."""
+        return self.root / "deploy"
+
+    @property
+    def terraform(self) -> Path:
+        """Per-target Terraform CLI config, data dir, var files and local state."""
+        return self.root / "terraform"
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.root / "bentoml"
 
     @property
     def tmp(self) -> Path:
@@ -69,7 +92,7 @@ def runtime_environment(paths: StatePaths) -> dict[str, str]:
         "DVC_SYSTEM_CONFIG_DIR": str(paths.home / "dvc-system"),
         "MLFLOW_DISABLE_TELEMETRY": "true",  # it writes ~/.config/mlflow and calls home
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "BENTOML_HOME": str(paths.root / "bentoml"),
+        "BENTOML_HOME": str(paths.bentoml_home),
         # TF's C++ side logs harmless graph-version notices at ERROR level; real failures still
         # surface as Python exceptions.
         "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -80,6 +103,7 @@ def runtime_environment(paths: StatePaths) -> dict[str, str]:
 def activate(paths: StatePaths) -> None:
     """Create the state dir and point this process (and its children) at it.
 
+    For entry points only (the CLI, the tests): library code never sets environment variables.
     Must run before prefect/mlflow/dvc are imported: they read their settings at import time.
     """
     for directory in (paths.root, paths.tmp, paths.home, paths.prefect_home, paths.mlflow_artifacts):

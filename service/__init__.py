@@ -1,1 +1,1 @@
-"""The BentoML service around the promoted model (arrives with the build-bento issue)."""
+"""The served API: the BentoML service, the Lambda handler and the validation they share."""

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.model import ServedModel
+from heartgate.served_model import ServedModel
 from service.schema import Limits, RequestError, error_body, parse_predict_request, predict_response
 
 

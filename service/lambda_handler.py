@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from service.model import ServedModel
+from heartgate.served_model import ServedModel
 from service.schema import JSON_CONTENT_TYPE, Limits, RequestError, error_body, parse_predict_request, predict_response
 
 PACKAGED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"

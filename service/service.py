@@ -2,6 +2,9 @@
 
 Health endpoints (/livez, /readyz, /healthz) are BentoML's own; /predict and /metadata come from
 `service.app`, mounted as an ASGI app so that every bad input gets an exact 4xx message.
+
+The bento server's entry point, and the one module whose import does work (BentoML reads the
+bento's build args and builds the service at import): nothing else imports it.
 """
 
 from __future__ import annotations
@@ -12,11 +15,9 @@ from pathlib import Path
 import bentoml
 from pydantic import BaseModel
 
+from heartgate.served_model import BENTO_MODEL_NAME, ServedModel
 from service.app import create_app
-from service.model import ServedModel
 from service.schema import Limits
-
-BENTO_MODEL_NAME = "heartgate-ecg"
 
 
 class BentoArgs(BaseModel):

@@ -1,116 +1,16 @@
-"""build-bento: a BentoML bento around the promoted registry version.
-
-The bento model holds the version's ONNX export and a metadata.json with its threshold and
-lineage; both come from the registry alone, so building twice from one version gives the same
-model files. Tags are derived from the registry version (`heartgate-ecg:v3`, `heartgate:v3`).
-"""
+"""build-bento: a BentoML bento around the promoted registry version (heartgate.bento)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Any
-
 from prefect import get_run_logger, task
-from pydantic import BaseModel, ConfigDict
 
-from heartgate.config import PROJECT_ROOT, HeartgateConfig
-from heartgate.tracking import connect, download_onnx
-from service.model import METADATA_FILE, ONNX_FILE
-from service.service import BENTO_MODEL_NAME
-
-BENTO_NAME = "heartgate"
-SERVICE = "service.service:Heartgate"
-# What the bento carries: the service, and the few heartgate modules it imports (no TensorFlow).
-BENTO_INCLUDE = ["service/*.py", "heartgate/__init__.py", "heartgate/scorer.py", "heartgate/ecg.py", "heartgate/errors.py"]
-LINEAGE_KEYS = ("data_md5", "split_md5", "data_source", "git_commit", "config_hash", "run_id", "threshold_rule")
-
-
-class BentoBuild(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    bento_tag: str
-    model_tag: str
-    registry_version: str
-    onnx_sha256: str
-
-
-def served_metadata(model_name: str, version: str, tags: dict[str, str]) -> dict[str, Any]:
-    """What /metadata returns and the bento model records: from registry tags only."""
-    return {
-        "model_name": model_name,
-        "model_version": version,
-        "threshold": float(tags["threshold"]),
-        "lineage": {key: tags[key] for key in LINEAGE_KEYS if key in tags},
-        "test_metrics": {key.removeprefix("test_"): float(value) for key, value in sorted(tags.items()) if key.startswith("test_")},
-    }
-
-
-def tags_for(version: str) -> tuple[str, str]:
-    return f"{BENTO_MODEL_NAME}:v{version}", f"{BENTO_NAME}:v{version}"
-
-
-def _existing(getter, tag: str):  # noqa: ANN001, ANN202
-    import bentoml
-
-    try:
-        return getter(tag)
-    except bentoml.exceptions.NotFound:
-        return None
-
-
-def package_model(model_tag: str, onnx: Path, metadata: dict[str, Any]) -> str:
-    """The bento model: the ONNX file and metadata.json. Kept if the store already holds the same
-    ONNX under this tag, so a rebuild from one registry version gives the same model files."""
-    import bentoml
-
-    onnx_sha256 = hashlib.sha256(onnx.read_bytes()).hexdigest()
-    model = _existing(bentoml.models.get, model_tag)
-    if model is not None and model.info.labels.get("onnx_sha256") != onnx_sha256:
-        bentoml.models.delete(model_tag)  # a stale entry (a re-created registry, say): replace it
-        model = None
-    if model is None:
-        labels = {"registry_version": str(metadata["model_version"]), "onnx_sha256": onnx_sha256}
-        with bentoml.models.create(model_tag, labels=labels, metadata=metadata) as created:
-            shutil.copyfile(onnx, Path(created.path) / ONNX_FILE)
-            (Path(created.path) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    return onnx_sha256
-
-
-def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) -> None:
-    """The bento: the service code plus the model it serves (pinned through the build args)."""
-    import bentoml
-
-    if _existing(bentoml.bentos.get, bento_tag) is None:
-        name, version = bento_tag.split(":")
-        bentoml.bentos.build(
-            SERVICE, name=name, version=version, include=BENTO_INCLUDE, models=[model_tag],
-            args={"model_tag": model_tag}, labels=labels, build_ctx=str(PROJECT_ROOT),
-        )  # fmt: skip
-
-
-def build_bento_for_version(config: HeartgateConfig, version: str) -> BentoBuild:
-    import mlflow
-
-    connect(config)
-    name = config.registry.model_name
-    tags = dict(mlflow.MlflowClient().get_model_version(name, version).tags)
-    model_tag, bento_tag = tags_for(version)
-    with tempfile.TemporaryDirectory() as scratch:
-        onnx = download_onnx(tags["run_id"], tags["onnx_artifact"], Path(scratch))
-        onnx_sha256 = package_model(model_tag, onnx, served_metadata(name, version, tags))
-    build_service_bento(bento_tag, model_tag, {"registry_version": version, "data_md5": tags["data_md5"]})
-    return BentoBuild(bento_tag=bento_tag, model_tag=model_tag, registry_version=version, onnx_sha256=onnx_sha256)
+import heartgate.bento
+from heartgate.config import HeartgateConfig
+from heartgate.contracts import BentoBuild
 
 
 @task(name="build-bento")
 def build_bento(config: HeartgateConfig, version: str) -> BentoBuild:
-    import mlflow
-
-    built = build_bento_for_version(config, version)
-    mlflow.MlflowClient().set_model_version_tag(config.registry.model_name, version, "bento_tag", built.bento_tag)
-    get_run_logger().info("bento %s (model %s, onnx sha256 %s…)", built.bento_tag, built.model_tag, built.onnx_sha256[:12])
+    built = heartgate.bento.build_bento(config, version)
+    get_run_logger().info(f"bento {built.bento_tag} (model {built.model_tag}, onnx sha256 {built.onnx_sha256[:12]}…)")
     return built

@@ -21,8 +21,9 @@ from heartgate.config import PROJECT_ROOT, load_config
 from heartgate.registry import PRODUCTION_ALIAS
 from heartgate.state import StatePaths
 from heartgate.terraform import Terraform, TerraformError
-from tasks.deploy import backend_config, read_deployment, terraform_for
-from tasks.deploy_aws import api_gateway_event
+from heartgate.served_model import SMOKE_KEY
+from heartgate.targets import target_for
+from heartgate.targets.aws_lambda import api_gateway_event
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -72,7 +73,7 @@ def aliases(cloud) -> dict[str, str]:
 
 
 def test_the_stack_is_deployed_as_declared(cloud):
-    deployed = read_deployment(cloud["config"])
+    deployed = target_for(cloud["config"]).current()
     package = Path(deployed.variables["package_file"])
     assert deployed.live_version == live(cloud) == "1"
     function = cloud["aws"]["lambda"].get_function(FunctionName="heartgate", Qualifier="1")["Configuration"]
@@ -93,15 +94,15 @@ def test_the_stack_is_deployed_as_declared(cloud):
 
 
 def test_a_second_plan_is_empty(cloud):
-    deployed = read_deployment(cloud["config"])
+    deployed = target_for(cloud["config"]).current()
     with pytest.MonkeyPatch.context() as patch:
         for key, value in cloud["env"].items():
             patch.setenv(key, value)
-        assert terraform_for(cloud["config"], log=lambda _: None).plan_has_changes(deployed.variables) is False
+        assert target_for(cloud["config"], log=lambda _: None).terraform().plan_has_changes(deployed.variables) is False
 
 
 def test_the_package_is_small_and_self_contained(cloud):
-    package = Path(read_deployment(cloud["config"]).variables["package_file"])
+    package = Path(target_for(cloud["config"]).current().variables["package_file"])
     with zipfile.ZipFile(package) as archive:
         unzipped = sum(info.file_size for info in archive.infolist())
         names = set(archive.namelist())
@@ -120,7 +121,7 @@ print(json.dumps([handler(event) for event in json.loads(sys.stdin.read())]))
 
 
 def run_handler(cloud, events: list[dict]) -> list[dict]:
-    package = Path(read_deployment(cloud["config"]).variables["package_file"])
+    package = Path(target_for(cloud["config"]).current().variables["package_file"])
     unpacked = cloud["state"].parent / "unpacked"
     if not unpacked.exists():
         with zipfile.ZipFile(package) as archive:
@@ -142,7 +143,9 @@ def test_the_deployed_handler_serves_the_same_api(cloud):
         api_gateway_event("GET", "/nope"),
     ])  # fmt: skip
     assert predict[0] == 200 and predict[1]["model_version"] == "1" and len(predict[1]["predictions"]) == 2
-    assert metadata == (200, json.loads((StatePaths(cloud["state"]).root / "bentoml" / "models" / "heartgate-ecg" / "v1" / "metadata.json").read_text()))
+    packaged = json.loads((StatePaths(cloud["state"]).root / "bentoml" / "models" / "heartgate-ecg" / "v1" / "metadata.json").read_text())
+    assert len(packaged.pop(SMOKE_KEY)["beats"]) == 2  # shipped for the smoke test, not served
+    assert metadata == (200, packaged)
     assert ready[0] == 200 and missing == (404, {"error": "no route GET /nope"})
 
 
@@ -159,7 +162,7 @@ def test_a_better_candidate_publishes_version_2_and_moves_live(cloud):
     result = cloud["heartgate"]("run", "--auto-approve", "--set", "train.epochs=20")
     assert result.returncode == 0, result.stderr[-3000:]
     assert live(cloud) == "2"
-    assert read_deployment(cloud["config"]).previous_live_version == "1"
+    assert target_for(cloud["config"]).current().previous_live_version == "1"
     assert aliases(cloud)[PRODUCTION_ALIAS] == "2"
 
 
@@ -182,14 +185,14 @@ def test_rollback_moves_live_back(cloud):
 
 
 def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
-    variables = read_deployment(cloud["config"]).variables
+    variables = target_for(cloud["config"]).current().variables
     errors: list[Exception] = []
 
     def apply(work_dir: Path) -> None:
         terraform = Terraform(root=PROJECT_ROOT / "infra" / "terraform" / "envs" / "aws", work_dir=work_dir,
                               plugin_mirror=Path("/opt/tf-plugins"), log=lambda _: None, extra_env=cloud["env"])  # fmt: skip
         try:
-            terraform.init(backend_config(cloud["config"], work_dir))
+            terraform.init(target_for(cloud["config"]).backend_config())
             terraform.apply(variables)
         except TerraformError as exc:
             errors.append(exc)
@@ -205,7 +208,7 @@ def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
 
 
 def test_the_image_artifact_stops_at_the_missing_docker_engine():
-    from tasks.deploy_aws import DockerEngineMissing, require_docker_engine
+    from heartgate.targets.aws_lambda import DockerEngineMissing, require_docker_engine
 
     if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         pytest.skip("a Docker engine is running here")

@@ -18,7 +18,7 @@ import pytest
 from heartgate.config import load_config
 from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.state import StatePaths
-from tasks.deploy import read_deployment, terraform_for
+from heartgate.targets import target_for
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -61,14 +61,13 @@ def aliases(state: Path) -> dict[str, str]:
 def test_the_run_ends_with_the_promoted_model_served(site):
     assert "deployed heartgate:v1 to local at " + site["url"] in site["first"].stdout
     assert served_version(site["url"]) == "1"
-    deployed = read_deployment(load_config(overrides={"state_dir": str(site["state"])}))
+    deployed = target_for(load_config(overrides={"state_dir": str(site["state"])})).current()
     assert (deployed.bento_tag, deployed.registry_version, deployed.url) == ("heartgate:v1", "1", site["url"])
 
 
 def test_a_second_apply_of_the_same_version_changes_nothing(site):
-    config = load_config(overrides={"state_dir": str(site["state"])})
-    deployed = read_deployment(config)
-    assert terraform_for(config, log=lambda _: None).plan_has_changes(deployed.variables) is False
+    target = target_for(load_config(overrides={"state_dir": str(site["state"])}), log=lambda _: None)
+    assert target.terraform().plan_has_changes(target.current().variables) is False
 
 
 def test_a_failed_smoke_test_rolls_back_to_the_serving_model(site):
@@ -82,7 +81,7 @@ def test_a_failed_smoke_test_rolls_back_to_the_serving_model(site):
     assert served_version(site["url"]) == "1"
     assert server_pid(site["state"]) != before  # Terraform put the previous deployment back
     assert aliases(site["state"]) == {"candidate": "2", PRODUCTION_ALIAS: "1"}
-    assert read_deployment(load_config(overrides={"state_dir": str(site["state"])})).registry_version == "1"
+    assert target_for(load_config(overrides={"state_dir": str(site["state"])})).current().registry_version == "1"
 
 
 def test_a_better_candidate_is_deployed_and_heartgate_rollback_undoes_it(site):

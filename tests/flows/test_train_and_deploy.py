@@ -138,17 +138,17 @@ def test_onnx_errors_equal_the_keras_model_on_the_test_split(first_run, client):
     import numpy as np
 
     from heartgate.config import load_config
+    from heartgate.registry import Registry
     from heartgate.scorer import OnnxScorer
-    from heartgate.tracking import download_onnx
-    from tasks.split_data import load_tracked_split_arrays
+    from heartgate.splits import arrays_for_lineage
 
     _, state, _ = first_run
     config = load_config(overrides={"state_dir": str(state)})
-    arrays = load_tracked_split_arrays(config)
     version = client.get_model_version(MODEL_NAME, "1")
+    arrays = arrays_for_lineage(config, version.tags["data_md5"], version.tags["split_md5"])
     mlflow.set_tracking_uri(StatePaths(state).mlflow_tracking_uri)
     keras_errors = mlflow.keras.load_model(f"models:/{MODEL_NAME}/1").predict(arrays.test.astype("float32"), verbose=0).reshape(-1)
-    onnx = download_onnx(version.run_id, version.tags["onnx_artifact"], state.parent / "onnx-check")
+    onnx = Registry.for_config(config).artifact(version.run_id, version.tags["onnx_artifact"])
     np.testing.assert_allclose(OnnxScorer(onnx).errors(arrays.test), keras_errors, atol=1e-5, rtol=0)
     assert len(keras_errors) == 1001
 

@@ -17,9 +17,9 @@ import pytest
 from heartgate.config import TrainConfig
 from heartgate.ecg import parse_canonical_csv
 from heartgate.scorer import OnnxScorer
-from tasks.build_bento import build_service_bento, package_model
-from tasks.split_data import SplitArrays
-from tasks.train import build_scorer, export_onnx, fit_autoencoder
+from heartgate.bento import build_service_bento, package_model
+from heartgate.splits import SplitArrays
+from heartgate.training import build_scorer, export_onnx, fit_autoencoder
 from tests.conftest import free_port, synthetic_csv, wait_until_answering
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 

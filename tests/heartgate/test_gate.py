@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from heartgate.config import GateConfig
-from tasks.evaluate import Metrics, classification_metrics
-from tasks.gate import ModelScore, decide, paired_bootstrap
+from heartgate.contracts import Metrics, ModelScore
+from heartgate.gate import decide, paired_bootstrap
+from heartgate.metrics import classification_metrics
 
 
 def score(version: str, precision: float, recall: float) -> ModelScore:

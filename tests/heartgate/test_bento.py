@@ -1,4 +1,4 @@
-from tasks.build_bento import served_metadata, tags_for
+from heartgate.bento import served_metadata, tags_for
 
 TAGS = {
     "threshold": "0.0020260937744751573", "data_md5": "d", "split_md5": "s", "git_commit": "g", "config_hash": "c",

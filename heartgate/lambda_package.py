@@ -1,6 +1,6 @@
 """The Lambda artifact: a zip package built without Docker.
 
-It holds the handler and the few heartgate modules it imports, the bento model (ONNX export and
+It holds the handler and the project modules it imports (derived from its imports), the bento model (ONNX export and
 metadata.json), and onnxruntime + numpy as manylinux x86_64 wheels for the Lambda Python runtime,
 fetched with `pip download --platform ... --only-binary=:all:`. The zip is deterministic (sorted
 entries, fixed timestamps), so one registry version always gives the same code sha256 and a
@@ -21,15 +21,13 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import PROJECT_ROOT
 from heartgate.errors import SourceUnreachableError
-from service.model import METADATA_FILE, ONNX_FILE
+from heartgate.packaging import module_files
+from heartgate.served_model import METADATA_FILE, ONNX_FILE
 
 LAMBDA_PYTHON = "3.11"  # matches the module's runtime = "python3.11"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 RUNTIME_PACKAGES = ("onnxruntime", "numpy")  # onnxruntime's other requirements are not needed to run a model
-PROJECT_FILES = (
-    "service/__init__.py", "service/lambda_handler.py", "service/model.py", "service/schema.py",
-    "heartgate/__init__.py", "heartgate/scorer.py", "heartgate/ecg.py", "heartgate/errors.py",
-)  # fmt: skip
+HANDLER_MODULE = "service.lambda_handler"  # the function's handler: service.lambda_handler.handler
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -72,7 +70,7 @@ def _entries(model_dir: Path, wheels: list[Path]) -> dict[str, bytes]:
             for name in archive.namelist():
                 if not name.endswith("/"):
                     entries[name] = archive.read(name)
-    for relative in PROJECT_FILES:
+    for relative in module_files(HANDLER_MODULE):  # the handler and the project modules it imports
         entries[relative] = (PROJECT_ROOT / relative).read_bytes()
     for name in (ONNX_FILE, METADATA_FILE):
         entries[f"model/{name}"] = (model_dir / name).read_bytes()

@@ -3,14 +3,8 @@ import pytest
 from sklearn import metrics as sk
 
 from heartgate.config import ThresholdConfig
-from tasks.evaluate import (
-    classification_metrics,
-    error_histogram,
-    pick_threshold,
-    pr_auc,
-    roc_auc,
-    roc_pr_curves,
-)
+from heartgate.evaluation import error_histogram, roc_pr_curves
+from heartgate.metrics import classification_metrics, pick_threshold, pr_auc, roc_auc
 
 
 @pytest.fixture

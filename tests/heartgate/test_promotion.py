@@ -1,4 +1,4 @@
-from tasks.promote import conflict_message
+from heartgate.promotion import conflict_message
 
 
 def test_no_conflict_when_production_is_where_the_gate_saw_it():

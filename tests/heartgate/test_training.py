@@ -6,8 +6,8 @@ import pytest
 from heartgate.config import TrainConfig
 from heartgate.ecg import parse_canonical_csv
 from heartgate.scorer import OnnxScorer
-from tasks.split_data import SplitArrays
-from tasks.train import Scaling, build_scorer, export_onnx, fit_autoencoder, reconstruction_error
+from heartgate.splits import SplitArrays
+from heartgate.training import Scaling, build_scorer, export_onnx, fit_autoencoder, reconstruction_error
 from tests.conftest import synthetic_csv
 
 pytestmark = pytest.mark.slow

@@ -1,10 +1,10 @@
 import pytest
 from pydantic import ValidationError
 
-from tasks.approval import Approval, ApprovalOutcome, approval_request
-from tasks.register import RegisteredVersion
-from tests.tasks.test_gate import STRICT, score
-from tasks.gate import decide
+from heartgate.approval import Approval, approval_request
+from heartgate.contracts import ApprovalOutcome, RegisteredVersion
+from heartgate.gate import decide
+from tests.heartgate.test_gate import STRICT, score
 
 CANDIDATE = RegisteredVersion(
     name="heartgate-ecg-autoencoder", version="2", run_id="run123",

@@ -1,7 +1,6 @@
-from tasks.evaluate import EvaluationResult, Metrics
-from tasks.register import version_tags
-from tasks.train import TrainResult
+from heartgate.contracts import EvaluationResult, Metrics, TrainResult
 from heartgate.lineage import Lineage
+from heartgate.registry import version_tags
 
 METRICS = Metrics(precision=0.98, recall=0.97, f1=0.975, accuracy=0.98, roc_auc=0.995, pr_auc=0.99, tp=400, fp=8, tn=580, fn=13)
 

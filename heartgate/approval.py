@@ -1,0 +1,161 @@
+"""approval: a person decides, in the Prefect UI or with `heartgate approve/reject`.
+
+The flow pauses with typed input (`Approval`); the pause's description holds the gate's table and
+what would be deployed, so the decision can be made from the UI alone. Unanswered within
+`approval.timeout_s` means not approved. Pausing is only possible in the flow itself, not inside a
+task, so `request_approval` is a plain function the flow calls; the record-approval task writes
+the answer into the lineage with `approval_tags`. `answer_paused_run` and `waiting_runs` are what
+`heartgate approve/reject/pending` use.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from collections.abc import Callable
+
+from prefect.input import RunInput
+from pydantic import Field
+
+from heartgate.config import HeartgateConfig
+from heartgate.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
+from heartgate.errors import HeartgateError
+
+AUTO_REVIEWER = "auto"
+
+
+class Approval(RunInput):
+    """What the approver fills in (the UI renders this form; the CLI sends the same fields)."""
+
+    approve: bool = Field(description="Promote this candidate to production?")
+    reviewer: str = Field(min_length=1, description="Your name; it is recorded in the model's lineage.")
+    comment: str = Field(default="", description="Why (optional); recorded in the lineage.")
+
+
+class ApprovalTimedOut(HeartgateError):
+    """Nobody answered in time: not approved, nothing promoted."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def approval_request(decision: GateDecision, candidate: RegisteredVersion, flow_run_id: str) -> str:
+    """The markdown shown on the paused run: the comparison and exactly what would be deployed."""
+    tags = candidate.tags
+    return "\n".join(
+        [
+            f"## Promote {candidate.name} version {candidate.version} to production?",
+            "",
+            decision.markdown(),
+            "",
+            "**What would be deployed**",
+            "",
+            f"- registry: `{candidate.name}` version {candidate.version} (alias `@production`; "
+            f"the current one stays reachable as `@previous`)",
+            f"- MLflow run `{candidate.run_id}`, threshold {float(tags['threshold']):.6g} ({tags['threshold_rule']})",
+            f"- data md5 `{tags['data_md5']}`, split md5 `{tags['split_md5']}`, git `{tags['git_commit']}`",
+            "",
+            f"Answer here, or: `heartgate approve {flow_run_id} --reviewer NAME` / "
+            f"`heartgate reject {flow_run_id} --reviewer NAME --comment WHY`",
+        ]
+    )
+
+
+def request_approval(
+    decision: GateDecision, candidate: RegisteredVersion, config: HeartgateConfig, auto_approve: bool,
+    log: Callable[[str], None],
+) -> ApprovalOutcome:
+    """Pause the flow run until a person answers (or the timeout passes)."""
+    from prefect.context import get_run_context
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+
+    if auto_approve:
+        return ApprovalOutcome(decision="approved", reviewer=AUTO_REVIEWER, comment="--auto-approve", answered_at=_now())
+
+    flow_run_id = str(get_run_context().flow_run.id)
+    log(
+        f"version {candidate.version} passed the gate and waits up to {config.approval.timeout_s}s for approval: "
+        f"answer in the Prefect UI, or run `heartgate approve {flow_run_id} --reviewer NAME` "
+        "(or `heartgate reject ...`) in another terminal"
+    )
+    try:
+        answer = pause_flow_run(
+            wait_for_input=Approval.with_initial_data(description=approval_request(decision, candidate, flow_run_id)),
+            timeout=config.approval.timeout_s,
+            poll_interval=config.approval.poll_interval_s,
+        )
+    except FlowPauseTimeout:
+        return ApprovalOutcome(decision="timed_out", reviewer="", comment="", answered_at=_now())
+    decision_word = "approved" if answer.approve else "rejected"
+    log(f"{decision_word} by {answer.reviewer}" + (f": {answer.comment}" if answer.comment else ""))
+    return ApprovalOutcome(decision=decision_word, reviewer=answer.reviewer, comment=answer.comment, answered_at=_now())
+
+
+def approval_tags(outcome: ApprovalOutcome) -> dict[str, str]:
+    """The answer as version tags; a version that was not approved also gets a `rejected` tag."""
+    tags = outcome.as_tags()
+    if outcome.decision == "rejected":
+        tags["rejected"] = f"rejected by {outcome.reviewer}" + (f": {outcome.comment}" if outcome.comment else "")
+    if outcome.decision == "timed_out":
+        tags["rejected"] = "approval timed out"
+    return tags
+
+
+def timed_out_error(candidate: RegisteredVersion, config: HeartgateConfig) -> ApprovalTimedOut:
+    return ApprovalTimedOut(
+        f"no approval for version {candidate.version} within {config.approval.timeout_s}s: "
+        "not promoted, production unchanged"
+    )
+
+
+class ApprovalError(HeartgateError):
+    """An answer could not be given to a waiting run."""
+
+
+def answer_paused_run(flow_run_id: str, approve: bool, reviewer: str, comment: str = "") -> str:
+    """Give a paused run its answer through Prefect's own resume API (what the UI's form does).
+
+    Returns the run's name. Refuses, in one line, a run that does not exist or is not waiting."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
+    from prefect.flow_runs import resume_flow_run
+    from pydantic import ValidationError
+
+    try:
+        run_id = UUID(flow_run_id)
+    except ValueError:
+        raise ApprovalError(f"{flow_run_id!r} is not a flow run id") from None
+    try:
+        answer = Approval(approve=approve, reviewer=reviewer.strip(), comment=comment)
+    except ValidationError as exc:
+        raise ApprovalError(f"invalid answer: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(run_id)
+        except ObjectNotFound:
+            raise ApprovalError(f"no flow run {flow_run_id} on this Prefect server") from None
+    try:
+        resume_flow_run(run_id, run_input=answer.model_dump(include={"approve", "reviewer", "comment"}))
+    except NotPausedError:
+        state = run.state.name if run.state else "unknown"
+        raise ApprovalError(f"flow run {run.name} ({flow_run_id}) is not waiting for approval (state: {state})") from None
+    except FlowPauseTimeout:
+        raise ApprovalError(f"flow run {run.name} ({flow_run_id}) timed out waiting; it can no longer be approved") from None
+    except RuntimeError as exc:
+        raise ApprovalError(f"Prefect refused the answer for {run.name}: {exc}") from None
+    return run.name
+
+
+def waiting_runs() -> list[tuple[str, str, str]]:
+    """(flow run id, name, paused since) for every run waiting for an answer."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=paused)
+    return [(str(run.id), run.name, run.state.timestamp.isoformat(timespec="seconds")) for run in runs if run.state]

@@ -1,0 +1,244 @@
+"""The typed results each step hands to the next. Small, frozen, serializable (Prefect persists
+them as task results): a step's output is one of these, never a tuple or a dict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from heartgate.lineage import Lineage
+
+GATED_METRICS = ("precision", "recall")
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DataVersion(_Contract):
+    """One version of the data. `path` is the content-addressed copy (the DVC cache object named
+    by `md5`), never a file another run may rewrite."""
+
+    path: Path
+    md5: str
+    rows: int
+    abnormal_rows: int
+    source: str
+    source_sha256: str
+
+
+class SplitVersion(_Contract):
+    """The split file of one data version, content-addressed like the data."""
+
+    path: Path
+    md5: str
+    counts: dict[str, int]
+
+
+class TrainResult(_Contract):
+    run_id: str
+    model_uri: str  # the MLflow (keras flavor) model
+    onnx_artifact: str  # path of the ONNX export inside the run's artifacts
+    epochs: int
+    final_loss: float
+    final_val_loss: float
+    train_seconds: float
+
+
+class Metrics(_Contract):
+    precision: float
+    recall: float
+    f1: float
+    accuracy: float
+    roc_auc: float
+    pr_auc: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+    def as_mlflow(self, prefix: str) -> dict[str, float]:
+        return {f"{prefix}_{key}": float(value) for key, value in self.model_dump().items()}
+
+
+class EvaluationResult(_Contract):
+    threshold: float
+    threshold_rule: str
+    validation: Metrics
+    test: Metrics
+    smoke_artifact: str = ""  # the run artifact holding this model's smoke-test beats
+
+    def markdown(self) -> str:
+        rows = [
+            f"### Candidate metrics (threshold {self.threshold:.5g}, rule `{self.threshold_rule}`; abnormal = positive)",
+            "",
+            "| split | precision | recall | F1 | accuracy | ROC AUC | PR AUC | TP | FP | TN | FN |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, m in (("validation", self.validation), ("test", self.test)):
+            rows.append(
+                f"| {name} | {m.precision:.4f} | {m.recall:.4f} | {m.f1:.4f} | {m.accuracy:.4f} | {m.roc_auc:.4f} "
+                f"| {m.pr_auc:.4f} | {m.tp} | {m.fp} | {m.tn} | {m.fn} |"
+            )
+        return "\n".join(rows)
+
+
+class RegisteredVersion(_Contract):
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]
+
+
+class ModelScore(_Contract):
+    """One registered version scored on the current test split with its own threshold."""
+
+    version: str
+    threshold: float
+    metrics: Metrics
+
+
+class BootstrapBounds(_Contract):
+    """One-sided lower confidence bounds of candidate minus production, per gated metric."""
+
+    precision_lower: float
+    recall_lower: float
+    samples: int
+    confidence: float
+
+
+class GateDecision(_Contract):
+    promotable: bool
+    reasons: tuple[str, ...]
+    candidate: ModelScore
+    production: ModelScore | None  # None: nothing in production when the gate scored
+    margin: float
+    bootstrap: BootstrapBounds | None = None
+
+    @property
+    def production_version(self) -> str | None:
+        return self.production.version if self.production else None
+
+    def as_tags(self) -> dict[str, str]:
+        tags = {
+            "gate.promotable": str(self.promotable).lower(),
+            "gate.reasons": "; ".join(self.reasons),
+            "gate.production_version": self.production_version or "none",
+            "gate.margin": repr(self.margin),
+        }
+        for name in GATED_METRICS:
+            tags[f"gate.candidate_{name}"] = f"{getattr(self.candidate.metrics, name):.6f}"
+            if self.production:
+                tags[f"gate.production_{name}"] = f"{getattr(self.production.metrics, name):.6f}"
+        return tags
+
+    def markdown(self) -> str:
+        """A side-by-side table an approver can decide from."""
+        production = self.production
+        header = f"production v{production.version}" if production else "production (none yet)"
+        lines = [
+            f"### Promotion gate: {'PASSED' if self.promotable else 'NOT PASSED'}",
+            "",
+            "Both models scored now, on the same current test split (abnormal = positive class).",
+            "",
+            f"| metric | candidate v{self.candidate.version} | {header} | change |",
+            "|---|---|---|---|",
+        ]
+        for name in ("precision", "recall", "f1", "accuracy", "roc_auc", "pr_auc"):
+            ours = getattr(self.candidate.metrics, name)
+            if production:
+                theirs = getattr(production.metrics, name)
+                lines.append(f"| {name} | {ours:.4f} | {theirs:.4f} | {ours - theirs:+.4f} |")
+            else:
+                lines.append(f"| {name} | {ours:.4f} | – | – |")
+        theirs_threshold = f"{production.threshold:.5g}" if production else "–"
+        lines.append(f"| threshold | {self.candidate.threshold:.5g} | {theirs_threshold} | |")
+        lines += ["", "**Why:**", *(f"- {reason}" for reason in self.reasons)]
+        return "\n".join(lines)
+
+
+class ApprovalOutcome(_Contract):
+    decision: Literal["approved", "rejected", "timed_out"]
+    reviewer: str
+    comment: str
+    answered_at: str
+
+    @property
+    def approved(self) -> bool:
+        return self.decision == "approved"
+
+    def as_tags(self) -> dict[str, str]:
+        return {
+            "approval.decision": self.decision,
+            "approval.reviewer": self.reviewer,
+            "approval.comment": self.comment,
+            "approval.answered_at": self.answered_at,
+        }
+
+
+class Promotion(_Contract):
+    version: str
+    previous: str | None  # @production before, now @previous
+    previous_alias_before: str | None  # what @previous pointed at before, restored by a revert
+    reviewer: str
+
+
+class BentoBuild(_Contract):
+    bento_tag: str
+    model_tag: str
+    registry_version: str
+    onnx_sha256: str
+
+
+class Deployment(_Contract):
+    """What is deployed on a target: enough to put it back exactly. Targets that need more
+    (the Lambda alias, say) extend it."""
+
+    target: str
+    url: str
+    bento_tag: str
+    registry_version: str
+    variables: dict[str, Any]
+    state_serial: int | None = None
+
+
+class RunSummary(_Contract):
+    """What one train-and-deploy run did, step by step; `lines()` is what the CLI prints."""
+
+    data: DataVersion
+    split: SplitVersion
+    lineage: Lineage
+    trained: TrainResult
+    evaluation: EvaluationResult
+    candidate: RegisteredVersion
+    gate: GateDecision
+    approval: ApprovalOutcome | None = None
+    promotion: Promotion | None = None
+    deployment: Deployment | None = None
+
+    @property
+    def outcome(self) -> str:
+        version = self.candidate.version
+        if self.promotion and self.deployment:
+            return (
+                f"promoted version {version} to @production (approved by {self.promotion.reviewer}) "
+                f"and deployed {self.deployment.bento_tag} to {self.deployment.target} at {self.deployment.url}"
+            )
+        if not self.gate.promotable:
+            return f"not promoted: version {version} did not pass the gate; production unchanged"
+        assert self.approval is not None
+        return f"not promoted: version {version} rejected by {self.approval.reviewer}; production unchanged"
+
+    def lines(self) -> list[str]:
+        test = self.evaluation.test
+        return [
+            f"data {self.data.md5} ({self.data.rows} beats), split {self.split.md5} {self.split.counts}",
+            f"MLflow run {self.trained.run_id}: {self.trained.epochs} epochs in {self.trained.train_seconds:.1f}s",
+            f"threshold {self.evaluation.threshold:.5g} ({self.evaluation.threshold_rule}); test precision "
+            f"{test.precision:.4f} recall {test.recall:.4f} F1 {test.f1:.4f} ROC AUC {test.roc_auc:.4f} PR AUC {test.pr_auc:.4f}",
+            f"registered {self.candidate.name} version {self.candidate.version} as @candidate",
+            *(f"gate: {reason}" for reason in self.gate.reasons),
+            self.outcome,
+        ]

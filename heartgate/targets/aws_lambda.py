@@ -1,0 +1,201 @@
+"""The AWS target: Lambda behind an API Gateway v2 HTTP API (Terraform root `envs/aws`), blue/green.
+
+1. Apply with the new zip package and `live_version` unchanged: Lambda publishes a new version;
+   API Gateway still invokes the `live` alias, so users keep getting the old version.
+2. Smoke-test the published version: its code sha256 must equal the package's, and its handler,
+   run with its deployed environment on API Gateway v2 events, must label a known-normal and a
+   known-abnormal beat right and report the promoted registry version.
+3. Apply again with `live_version` = the new version. A failure before this leaves `live` where it
+   was: nothing half-deployed. `heartgate rollback --target aws` moves it back by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from heartgate.contracts import BentoBuild, Deployment
+from heartgate.errors import HeartgateError
+from heartgate.lambda_package import HANDLER_MODULE, LambdaPackage, build_lambda_package, fetch_runtime_wheels
+from heartgate.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
+from heartgate.state import StatePaths
+from heartgate.targets.base import DeployFailed, DeployTarget, RollbackError, model_dir
+from heartgate.transaction import Transaction
+
+# Runs the packaged handler in a clean interpreter whose only packages are the zip's.
+_INVOKE = """
+import importlib, json, sys
+sys.path.insert(0, sys.argv[1])
+handler = importlib.import_module(sys.argv[2]).handler
+print(json.dumps(handler(json.loads(sys.stdin.read()))))
+"""
+
+
+class LambdaDeployment(Deployment):
+    live_version: str | None = None  # the published function version behind the `live` alias
+    previous_live_version: str | None = None  # ... and the one before it, for rollback
+    previous_registry_version: str | None = None
+
+
+class DockerEngineMissing(HeartgateError):
+    """The container-image artifact needs a Docker engine."""
+
+
+def require_docker_engine() -> None:
+    try:
+        result = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=20)
+    except FileNotFoundError:
+        result = None
+    if result is None or result.returncode != 0:
+        why = (result.stderr.strip().splitlines() or ["no output"])[-1] if result else "docker is not installed"
+        raise DockerEngineMissing(
+            f"deploy.aws.artifact is 'image' but no Docker engine is running ({why}); "
+            "the zip package (deploy.aws.artifact: zip, the default) needs no Docker"
+        )
+    raise HeartgateError("container-image deploys are not implemented yet; use deploy.aws.artifact: zip")
+
+
+def api_gateway_event(method: str, path: str, body: str | None = None, content_type: str = "application/json") -> dict[str, Any]:
+    """A minimal API Gateway v2 (payload 2.0) event, as the HTTP API sends it."""
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": content_type},
+        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"}},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def invoke_packaged_handler(package: Path, event: dict[str, Any], environment: dict[str, str]) -> dict[str, Any]:
+    """Unpack the zip and call its handler in a fresh interpreter (isolated from this venv)."""
+    with tempfile.TemporaryDirectory() as unpacked:
+        with zipfile.ZipFile(package) as archive:
+            archive.extractall(unpacked)
+        result = subprocess.run(
+            [sys.executable, "-I", "-c", _INVOKE, unpacked, HANDLER_MODULE], input=json.dumps(event),
+            env={"PATH": "/usr/bin:/bin", **environment}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    if result.returncode != 0:
+        raise SmokeTestFailed(f"the packaged handler crashed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(result.stdout)
+
+
+class AwsLambdaTarget(DeployTarget):
+    name = "aws"
+    record_type = LambdaDeployment
+
+    def backend_config(self) -> dict[str, str]:
+        aws = self.config.deploy.aws
+        backend = {"bucket": aws.state_bucket, "key": aws.state_key, "region": aws.region, "use_lockfile": "true"}
+        return backend | ({"use_path_style": "true"} if aws.s3_path_style else {})
+
+    def variables(self, built: BentoBuild, package: LambdaPackage, live_version: str | None) -> dict[str, Any]:
+        return {
+            "region": self.config.deploy.aws.region,
+            "name": self.config.deploy.aws.function_name,
+            "package_file": str(package.path),
+            "package_sha256": package.sha256_base64,
+            "live_version": live_version,
+            "environment": self.serve_environment(),
+            "function_tags": {"heartgate-registry-version": built.registry_version, "heartgate-bento": built.bento_tag.replace(":", "-")},
+        }
+
+    def package(self, built: BentoBuild) -> LambdaPackage:
+        if self.config.deploy.aws.artifact == "image":
+            require_docker_engine()
+        paths = StatePaths(self.config.state_root)
+        wheels = fetch_runtime_wheels(paths.downloads / "lambda-wheels")
+        package = build_lambda_package(model_dir(built.model_tag), wheels, self.deploy_dir / "packages" / f"heartgate-v{built.registry_version}.zip")
+        self.log(f"Lambda zip package: {package.size_bytes / 2**20:.1f} MiB, {package.unzipped_bytes / 2**20:.1f} MiB unzipped (limit 250 MiB)")
+        return package
+
+    def apply(self, built: BentoBuild) -> Deployment:
+        package = self.package(built)
+        terraform = self.terraform()
+        previous = self.current()
+        variables = self.variables(built, package, previous.live_version if previous else None)
+        with Transaction(self.log) as undo:
+            undo.on_failure("keep `live` where it was", lambda _: self._put_back(previous, variables))
+            try:
+                terraform.apply(variables)
+                outputs = terraform.outputs()
+                self.smoke_test(outputs, package, built)
+            except HeartgateError as failure:
+                raise DeployFailed(f"deploy of {built.bento_tag} to aws failed: {failure}") from failure
+
+        published = str(outputs["published_version"])
+        terraform.apply(variables | {"live_version": published})
+        deployment = self.deployment(
+            built, str(outputs["url"]), variables | {"live_version": published}, live_version=published,
+            previous_live_version=previous.live_version if previous else None,
+            previous_registry_version=previous.registry_version if previous else None,
+        )  # fmt: skip
+        self.record(deployment)
+        self.log(f"`live` -> function version {published} (registry version {built.registry_version})")
+        return deployment
+
+    def _put_back(self, previous: LambdaDeployment | None, variables: dict[str, Any]) -> str:
+        if previous is None:
+            self.terraform().destroy(variables)
+            return "nothing was deployed before, so the stack was removed"
+        # `live` moves only after the smoke test passed: it still points at the previous version.
+        return f"`live` stays on function version {previous.live_version} (registry version {previous.registry_version})"
+
+    def smoke_test(self, outputs: dict[str, Any], package: LambdaPackage, built: BentoBuild) -> None:
+        import boto3
+
+        published = str(outputs["published_version"])
+        function = boto3.client("lambda", region_name=self.config.deploy.aws.region).get_function(
+            FunctionName=outputs["function_name"], Qualifier=published
+        )["Configuration"]
+        if function["CodeSha256"] != package.sha256_base64:
+            raise SmokeTestFailed(f"function version {published} runs code {function['CodeSha256']}, not the package {package.sha256_base64}")
+        payload = smoke_payload(model_dir(built.model_tag))  # the package was built from this model dir
+        if self.config.deploy.aws.smoke == "http":
+            status, answer = post_json(f"{str(outputs['url']).rstrip('/')}/predict", payload)
+        else:
+            environment = (function.get("Environment") or {}).get("Variables") or {}
+            event = api_gateway_event("POST", "/predict", json.dumps(payload))
+            response = invoke_packaged_handler(package.path, event, environment)
+            status, answer = response["statusCode"], json.loads(response["body"])
+        check_answer(f"function version {published}", status, answer, built.registry_version)
+        self.log(f"smoke test passed: function version {published} serves registry version {built.registry_version}")
+
+    def restore(self, deployment: Deployment) -> str:
+        self.terraform().apply(deployment.variables)
+        self.record(deployment)
+        return f"`live` is on function version {deployment.variables['live_version']} again"
+
+    def roll_back(self, version: str) -> Deployment:
+        """Move `live` back to the function version before the current one, if it serves `version`."""
+        current = self.current()
+        if current is None or current.previous_live_version is None:
+            raise RollbackError("nothing to roll back to on aws: no earlier function version was live")
+        if current.previous_registry_version != version:
+            raise RollbackError(
+                f"the function version before `live` serves registry version {current.previous_registry_version}, not @previous {version}"
+            )
+        variables = current.variables | {"live_version": current.previous_live_version}
+        self.terraform().apply(variables)
+        rolled = LambdaDeployment(
+            target=self.name, url=current.url, bento_tag=f"heartgate:v{version}", registry_version=version,
+            variables=variables, live_version=current.previous_live_version,
+        )  # fmt: skip
+        self.record(rolled)
+        self.log(f"`live` -> function version {rolled.live_version} (registry version {rolled.registry_version})")
+        return rolled
+
+    def health(self, deployment: Deployment) -> str:
+        import boto3
+
+        aws = self.config.deploy.aws
+        alias = boto3.client("lambda", region_name=aws.region).get_alias(FunctionName=aws.function_name, Name="live")
+        return f"`live` on function version {alias['FunctionVersion']}"

@@ -1,0 +1,116 @@
+"""The interface every deploy target implements, and what they share: their Terraform root
+(`infra/terraform/envs/<name>`), their working files under the state dir, and the record of the
+last deployment that passed its smoke test."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from heartgate.config import PROJECT_ROOT, HeartgateConfig
+from heartgate.contracts import BentoBuild, Deployment
+from heartgate.errors import HeartgateError
+from heartgate.state import StatePaths
+from heartgate.terraform import Terraform
+
+Log = Callable[[str], None]
+RECORD_FILE = "deployed.json"
+
+
+class DeployFailed(HeartgateError):
+    """The deploy failed; the target put the previous deployment back."""
+
+
+class DeployTarget(ABC):
+    """One place a promoted model can be served. Subclasses set `name` (the value of
+    `deploy.target`, and the Terraform root `infra/terraform/envs/<name>`)."""
+
+    name: ClassVar[str]
+    record_type: ClassVar[type[Deployment]] = Deployment
+
+    def __init__(self, config: HeartgateConfig, log: Log) -> None:
+        self.config = config
+        self.log = log
+        paths = StatePaths(config.state_root)
+        self.deploy_dir = paths.deploy / self.name
+        self.work_dir = paths.terraform / self.name
+
+    # --- what each target implements ------------------------------------------------------------
+
+    @abstractmethod
+    def apply(self, built: BentoBuild) -> Deployment:
+        """Deploy `built`, smoke-test it and record it. On any failure the previous deployment is
+        put back and DeployFailed (wrapped by the undo log) names the reason."""
+
+    @abstractmethod
+    def restore(self, deployment: Deployment) -> str:
+        """Put an earlier recorded deployment back exactly; returns what is serving now."""
+
+    @abstractmethod
+    def roll_back(self, version: str) -> Deployment:
+        """Serve registry version `version` again (the one before the current production)."""
+
+    @abstractmethod
+    def health(self, deployment: Deployment) -> str:
+        """How the recorded deployment is doing, checked now (never trusted from the record)."""
+
+    @abstractmethod
+    def backend_config(self) -> dict[str, str]:
+        """`terraform init -backend-config` values: where this target's Terraform state lives."""
+
+    # --- shared ---------------------------------------------------------------------------------
+
+    def terraform(self) -> Terraform:
+        terraform = Terraform(
+            root=PROJECT_ROOT / "infra" / "terraform" / "envs" / self.name,
+            work_dir=self.work_dir,
+            binary=self.config.deploy.terraform_binary,
+            plugin_mirror=self.config.deploy.plugin_mirror,
+            log=self.log,
+        )
+        terraform.init(self.backend_config())
+        return terraform
+
+    def serve_environment(self) -> dict[str, str]:
+        """What the served process reads at start: the serving limits, under the config's names."""
+        serve = self.config.serve
+        return {"HEARTGATE_SERVE__MAX_ROWS": str(serve.max_rows), "HEARTGATE_SERVE__MAX_BODY_BYTES": str(serve.max_body_bytes)}
+
+    def current(self) -> Deployment | None:
+        """The last deployment that passed its smoke test, as recorded."""
+        record = self.deploy_dir / RECORD_FILE
+        return self.record_type.model_validate_json(record.read_text()) if record.exists() else None
+
+    def record(self, deployment: Deployment) -> None:
+        self.deploy_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.deploy_dir / f".{RECORD_FILE}.partial"
+        partial.write_text(deployment.model_dump_json(indent=2))
+        partial.replace(self.deploy_dir / RECORD_FILE)
+
+    def undeploy(self) -> Deployment | None:
+        """Destroy what Terraform deployed on the target; returns what was there."""
+        deployed = self.current()
+        if deployed is None:
+            return None
+        self.terraform().destroy(deployed.variables)
+        (self.deploy_dir / RECORD_FILE).unlink()
+        return deployed
+
+    def deployment(self, built: BentoBuild, url: str, variables: dict[str, Any], **extra: Any) -> Deployment:
+        return self.record_type(
+            target=self.name, url=url, bento_tag=built.bento_tag, registry_version=built.registry_version,
+            variables=variables, **extra,
+        )  # fmt: skip
+
+
+def model_dir(model_tag: str) -> Path:
+    """The bento model store entry of a build (its ONNX file and metadata.json)."""
+    import bentoml
+
+    return Path(bentoml.models.get(model_tag).path)
+
+
+class RollbackError(HeartgateError):
+    """There is nothing to roll back to, or production moved meanwhile."""

@@ -1,0 +1,18 @@
+"""terraform-apply: deploy the bento to the configured target, smoke-test it, and put the previous
+deployment back on failure (heartgate.targets)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from heartgate.config import HeartgateConfig
+from heartgate.contracts import BentoBuild, Deployment
+from heartgate.targets import target_for
+
+
+@task(name="terraform-apply")
+def terraform_apply(config: HeartgateConfig, built: BentoBuild) -> Deployment:
+    logger = get_run_logger()
+    deployment = target_for(config, logger.info).apply(built)
+    logger.info(f"deployed {deployment.bento_tag} to {deployment.target} at {deployment.url}")
+    return deployment
