@@ -179,6 +179,9 @@ def register(registry: Registry, lineage: Lineage, trained: TrainResult, evaluat
         _create_registered_model(client, name)
     tags = version_tags(lineage, trained, evaluation)
     model_id = trained.model_uri.removeprefix("models:/")
-    version = client.create_model_version(name, source=trained.model_uri, run_id=trained.run_id, tags=tags, model_id=model_id)
+    # The logged model's storage location, not its models:/ URI: MLflow's SQL registry store resolves
+    # a models:/ source through the process-global tracking URI, which heartgate never sets.
+    source = client.get_logged_model(model_id).artifact_location
+    version = client.create_model_version(name, source=source, run_id=trained.run_id, tags=tags, model_id=model_id)
     registry.point(CANDIDATE_ALIAS, str(version.version))
     return RegisteredVersion(name=name, version=str(version.version), run_id=trained.run_id, tags=tags)
