@@ -98,6 +98,33 @@ def measure(name: str, port: int, beats: list[list[float]], requests: int) -> di
     return result
 
 
+def start_seed_service(env: dict[str, str], paths: StatePaths, metadata: dict, port: int) -> subprocess.Popen:
+    """The seed-style reference (BentoML + Keras per request) on the same registry version."""
+    seed_env = env | {
+        "SEED_TRACKING_URI": paths.mlflow_tracking_uri,
+        "SEED_MODEL_URI": f"models:/{MODEL}/{metadata['model_version']}",
+        "SEED_THRESHOLD": str(metadata["threshold"]),
+        "CUDA_VISIBLE_DEVICES": "",
+    }  # fmt: skip
+    seed = subprocess.Popen(
+        [str(Path(sys.executable).with_name("bentoml")), "serve", "benchmarks.seed_service:SeedStyle",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT_ROOT, env=seed_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_ready(f"http://127.0.0.1:{port}")
+    return seed
+
+
+def report(results: dict) -> None:
+    print()
+    for batch in (1, 64):
+        ours, theirs = results[("heartgate", batch)], results[("seed", batch)]
+        print(f"batch {batch:>2}: throughput {ours['rps'] / theirs['rps']:6.1f}x the seed-style service; "
+              f"p99 {ours['p99']:.2f} ms vs {theirs['p99']:.2f} ms")  # fmt: skip
+    ok = results[("heartgate", 1)]["rps"] >= 10 * results[("seed", 1)]["rps"] and results[("heartgate", 1)]["p99"] < 10
+    print(f"target (batch 1: >= 10x throughput and p99 < 10 ms): {'met' if ok else 'NOT met'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per measurement (heartgate)")
@@ -118,18 +145,7 @@ def main() -> None:
             raise SystemExit(f"benchmark: error: {run.stderr.strip().splitlines()[-1]}")
         metadata = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata").read())
 
-        seed_env = env | runtime_environment(paths) | {
-            "SEED_TRACKING_URI": paths.mlflow_tracking_uri,
-            "SEED_MODEL_URI": f"models:/{MODEL}/{metadata['model_version']}",
-            "SEED_THRESHOLD": str(metadata["threshold"]),
-            "CUDA_VISIBLE_DEVICES": "",
-        }  # fmt: skip
-        seed = subprocess.Popen(
-            [str(Path(sys.executable).with_name("bentoml")), "serve", "benchmarks.seed_service:SeedStyle",
-             "--host", "127.0.0.1", "--port", str(seed_port)],
-            cwd=PROJECT_ROOT, env=seed_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_ready(f"http://127.0.0.1:{seed_port}")
+        seed = start_seed_service(env | runtime_environment(paths), paths, metadata, seed_port)
 
         from heartgate.config import load_config
         from heartgate.splits import arrays_for_lineage
@@ -142,13 +158,7 @@ def main() -> None:
             beats = test[:batch].astype(float).tolist()
             results[("heartgate", batch)] = measure("heartgate (ONNX)", port, beats, args.requests)
             results[("seed", batch)] = measure("seed-style (Keras)", seed_port, beats, args.seed_requests)
-        print()
-        for batch in (1, 64):
-            ours, theirs = results[("heartgate", batch)], results[("seed", batch)]
-            print(f"batch {batch:>2}: throughput {ours['rps'] / theirs['rps']:6.1f}x the seed-style service; "
-                  f"p99 {ours['p99']:.2f} ms vs {theirs['p99']:.2f} ms")  # fmt: skip
-        ok = results[("heartgate", 1)]["rps"] >= 10 * results[("seed", 1)]["rps"] and results[("heartgate", 1)]["p99"] < 10
-        print(f"target (batch 1: >= 10x throughput and p99 < 10 ms): {'met' if ok else 'NOT met'}")
+        report(results)
     finally:
         if seed is not None:
             seed.send_signal(signal.SIGTERM)

@@ -10,7 +10,6 @@ the answer into the lineage with `approval_tags`. `answer_paused_run` and `waiti
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from collections.abc import Callable
 
 from prefect.input import RunInput
@@ -19,6 +18,7 @@ from pydantic import Field
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
 from heartgate.errors import HeartgateError
+from heartgate.lineage import timestamp
 
 AUTO_REVIEWER = "auto"
 
@@ -33,10 +33,6 @@ class Approval(RunInput):
 
 class ApprovalTimedOut(HeartgateError):
     """Nobody answered in time: not approved, nothing promoted."""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def approval_request(decision: GateDecision, candidate: RegisteredVersion, flow_run_id: str) -> str:
@@ -71,7 +67,7 @@ def request_approval(
     from prefect.flow_runs import pause_flow_run
 
     if auto_approve:
-        return ApprovalOutcome(decision="approved", reviewer=AUTO_REVIEWER, comment="--auto-approve", answered_at=_now())
+        return ApprovalOutcome(decision="approved", reviewer=AUTO_REVIEWER, comment="--auto-approve", answered_at=timestamp())
 
     flow_run_id = str(get_run_context().flow_run.id)
     log(
@@ -86,10 +82,10 @@ def request_approval(
             poll_interval=config.approval.poll_interval_s,
         )
     except FlowPauseTimeout:
-        return ApprovalOutcome(decision="timed_out", reviewer="", comment="", answered_at=_now())
+        return ApprovalOutcome(decision="timed_out", reviewer="", comment="", answered_at=timestamp())
     decision_word = "approved" if answer.approve else "rejected"
     log(f"{decision_word} by {answer.reviewer}" + (f": {answer.comment}" if answer.comment else ""))
-    return ApprovalOutcome(decision=decision_word, reviewer=answer.reviewer, comment=answer.comment, answered_at=_now())
+    return ApprovalOutcome(decision=decision_word, reviewer=answer.reviewer, comment=answer.comment, answered_at=timestamp())
 
 
 def approval_tags(outcome: ApprovalOutcome) -> dict[str, str]:

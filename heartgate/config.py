@@ -142,7 +142,11 @@ class AwsConfig(_Section):
 
 
 class DeployConfig(_Section):
-    target: Literal["local", "aws"] = Field(default="local", description="Where terraform-apply deploys.")
+    target: str = Field(
+        default="local",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Where terraform-apply deploys: a target of heartgate/targets (local, aws).",
+    )
     aws: AwsConfig = AwsConfig()
     terraform_binary: str = "terraform"
     plugin_mirror: Path | None = Field(

@@ -11,6 +11,7 @@ cache object named by the md5, and `read_verified` checks the bytes against that
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from heartgate.errors import DataSourceError, DataValidationError
 from heartgate.state import StatePaths
 
 REMOTE_NAME = "store"
+INIT_LOCK = ".heartgate-init.lock"
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,16 @@ class DvcStore:
     def _repo(self):
         from dvc.repo import Repo
 
-        if not (self.workspace / ".dvc").is_dir():
-            self.workspace.mkdir(parents=True, exist_ok=True)
-            Repo.init(str(self.workspace), no_scm=True)
-        repo = Repo(str(self.workspace), _wait_for_lock=True)
-        with repo.config.edit() as conf:
-            conf["remote"][REMOTE_NAME] = {"url": self.remote_url}
-            conf["core"]["remote"] = REMOTE_NAME
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        # Two runs on a new state dir: one initializes and writes the remote, the other waits.
+        with (self.workspace / INIT_LOCK).open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (self.workspace / ".dvc").is_dir():
+                Repo.init(str(self.workspace), no_scm=True)
+            repo = Repo(str(self.workspace), _wait_for_lock=True)
+            with repo.config.edit() as conf:
+                conf["remote"][REMOTE_NAME] = {"url": self.remote_url}
+                conf["core"]["remote"] = REMOTE_NAME
         return repo
 
     def commit(self, files: Mapping[str, bytes]) -> dict[str, TrackedFile]:

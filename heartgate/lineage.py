@@ -4,6 +4,7 @@ version tags, read back by `heartgate lineage`."""
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +23,11 @@ class Lineage(BaseModel):
 
     def as_tags(self) -> dict[str, str]:
         return {key: str(value) for key, value in self.model_dump().items()}
+
+
+def timestamp() -> str:
+    """Now, as the lineage tags write it (UTC, seconds)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def git_commit(repo: Path = PROJECT_ROOT) -> str:

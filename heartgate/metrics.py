@@ -10,7 +10,6 @@ from heartgate.config import ThresholdConfig
 from heartgate.contracts import Metrics
 
 
-
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else 0.0
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import ApprovalOutcome, Deployment, GateDecision, Promotion, RegisteredVersion
 from heartgate.errors import HeartgateError
+from heartgate.lineage import timestamp
 from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
 from heartgate.targets import target_for
 from heartgate.targets.base import RollbackError
@@ -26,10 +26,6 @@ LOCK_TIMEOUT_S = 300
 
 class PromotionConflict(HeartgateError):
     """Production changed between the gate's comparison and the promotion."""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def label(version: str | None) -> str:
@@ -77,7 +73,7 @@ def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: Gat
         if now is not None:
             registry.point(PREVIOUS_ALIAS, now)
         registry.point(PRODUCTION_ALIAS, candidate.version)
-    registry.tag(candidate.version, {"promoted_at": _now(), "promoted_from": now or "none"})
+    registry.tag(candidate.version, {"promoted_at": timestamp(), "promoted_from": now or "none"})
     return Promotion(version=candidate.version, previous=now, previous_alias_before=before, reviewer=approval.reviewer)
 
 
@@ -114,6 +110,6 @@ def roll_back(config: HeartgateConfig, log: Callable[[str], None] = print) -> De
             registry.point(PRODUCTION_ALIAS, previous)
             registry.point(PREVIOUS_ALIAS, None)
     if current:
-        registry.tag(current, {"rolled_back": f"{_now()}: production rolled back to version {previous}"})
+        registry.tag(current, {"rolled_back": f"{timestamp()}: production rolled back to version {previous}"})
     log(f"rolled back: @production is version {previous} (was {current or 'none'}), serving at {deployment.url}")
     return deployment

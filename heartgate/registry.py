@@ -7,6 +7,7 @@ The embedded default is a SQLite store with artifacts under the state dir; `mlfl
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from heartgate.state import StatePaths
 CANDIDATE_ALIAS = "candidate"  # the newest registered candidate
 PRODUCTION_ALIAS = "production"  # moved only by an approved promotion
 PREVIOUS_ALIAS = "previous"  # the production version before the last promotion, for rollback
+_CREATED_STORES: set[str] = set()  # embedded stores this process has already seen created
 MODEL_DESCRIPTION = "ECG5000 beat anomaly detector (autoencoder; abnormal = positive class)."
 
 
@@ -44,9 +46,9 @@ class Registry:
         if uri is None:
             if existing_only and not paths.mlflow_database.exists():
                 raise TrackingError(f"no MLflow store at {paths.mlflow_database} yet: run `heartgate run` first")
-            paths.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
             # With a SQLite store MLflow would otherwise put artifacts in ./mlruns of the caller's cwd.
             uri, artifact_location = paths.mlflow_tracking_uri, paths.mlflow_artifacts.as_uri()
+            _create_embedded_store(paths, uri)
         return cls(
             client=MlflowClient(tracking_uri=uri, registry_uri=uri),
             model_name=config.registry.model_name,
@@ -143,6 +145,20 @@ class Registry:
         shutil.copyfile(local, partial)
         partial.replace(kept)
         return kept
+
+
+def _create_embedded_store(paths: StatePaths, uri: str) -> None:
+    """Create the SQLite store's tables once, under a file lock: two runs starting on a new state
+    dir would otherwise both run MLflow's schema migrations on the same database."""
+    from mlflow import MlflowClient
+
+    if uri in _CREATED_STORES:
+        return
+    paths.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+    with (paths.mlflow_dir / ".heartgate-init.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
+    _CREATED_STORES.add(uri)
 
 
 def version_tags(lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult) -> dict[str, str]:

@@ -98,14 +98,22 @@ def split_arrays(table: EcgTable, keys: np.ndarray, split_of: dict[str, str]) ->
 # --- content-addressed reads, once per process -----------------------------------------------------
 
 _CACHE_LOCK = threading.Lock()
+_CACHED_VERSIONS = 4  # a run needs one; a long-lived process keeps the newest few, not every one
 _TABLES: dict[str, EcgTable] = {}  # data md5 -> parsed table
 _ARRAYS: dict[tuple[str, str, int], SplitArrays] = {}  # (data md5, split md5, seed) -> arrays
+
+
+def _keep(cache: dict, key: object, value: object) -> None:
+    """Insert under the lock, dropping the oldest entries past the bound."""
+    cache[key] = value
+    while len(cache) > _CACHED_VERSIONS:
+        del cache[next(iter(cache))]
 
 
 def remember_table(md5: str, table: EcgTable) -> None:
     """Hand over a table parsed from bytes whose md5 is known (pull-data validated it)."""
     with _CACHE_LOCK:
-        _TABLES[md5] = table
+        _keep(_TABLES, md5, table)
 
 
 def load_table(data: DataVersion) -> EcgTable:
@@ -115,7 +123,7 @@ def load_table(data: DataVersion) -> EcgTable:
 def _table(path: Path, md5: str) -> EcgTable:
     with _CACHE_LOCK:
         if md5 not in _TABLES:
-            _TABLES[md5] = parse_canonical_csv(read_verified(path, md5).decode())
+            _keep(_TABLES, md5, parse_canonical_csv(read_verified(path, md5).decode()))
         return _TABLES[md5]
 
 
@@ -138,7 +146,7 @@ def _arrays(data_path: Path, data_md5: str, split_path: Path, split_md5: str, se
         split_of = parse_splits_csv(read_verified(split_path, split_md5).decode())
         cached = split_arrays(table, row_keys(table, seed), split_of)
         with _CACHE_LOCK:
-            _ARRAYS[key] = cached
+            _keep(_ARRAYS, key, cached)
     return cached
 
 

@@ -117,3 +117,21 @@ def undeploy_at_teardown():
             [sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
             capture_output=True, timeout=120,
         )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """A Prefect server (SQLite) on loopback for the module; yields its API URL."""
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TMPDIR": str(home)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=(home / "server.log").open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{port}/api"
+    wait_until_answering(f"{api}/health", server, "Prefect server", timeout=120)
+    yield api
+    server.terminate()
+    server.wait(timeout=30)

@@ -19,11 +19,11 @@ import pytest
 
 from heartgate.config import PROJECT_ROOT, load_config
 from heartgate.registry import PRODUCTION_ALIAS
-from heartgate.state import StatePaths
-from heartgate.terraform import Terraform, TerraformError
 from heartgate.served_model import SMOKE_KEY
+from heartgate.state import StatePaths
 from heartgate.targets import target_for
 from heartgate.targets.aws_lambda import api_gateway_event
+from heartgate.terraform import Terraform, TerraformError
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.state import StatePaths
 from heartgate.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS
+from heartgate.state import StatePaths
 from tests.conftest import REFERENCE_CSV_SHA256, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -99,7 +99,8 @@ def test_run_holds_params_losses_model_onnx_and_plots(first_run, client):
         a.path for a in client.list_artifacts(run.info.run_id, "onnx")
     }
     assert artifacts == {"plots/error_histogram.png", "plots/roc_pr_curves.png", "onnx/scorer.onnx"}
-    assert version.source == client.get_logged_model(version.model_id).artifact_location  # the keras model
+    (logged,) = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
+    assert version.source == logged.artifact_location  # the keras scorer, logged as an MLflow model of the run
     assert Path(StatePaths(state).mlflow_artifacts).is_dir()
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from heartgate.config import load_config
-from heartgate.dvc_store import DvcStore, read_md5
+from heartgate.data import DATA_FILE, canonical_csv_text, fetch_source, pull_data, sha256_of
+from heartgate.dvc_store import DvcStore, read_md5, read_verified
 from heartgate.errors import DataSourceError, DataValidationError, SourceUnreachableError
 from heartgate.state import StatePaths
-from heartgate.data import DATA_FILE, canonical_csv_text, fetch_source, pull_data, sha256_of
 from tests.conftest import REFERENCE_CSV_SHA256, synthetic_csv
 
 
@@ -202,3 +202,25 @@ def test_dvc_s3_remote_receives_the_data_and_restores_it(tmp_path, aws, syntheti
     with Repo(str(workspace)) as repo:
         repo.pull([str(workspace / DATA_FILE)])
     assert (workspace / DATA_FILE).read_bytes() == synthetic_csv_file.read_bytes()
+
+
+def test_a_data_version_stays_readable_by_its_md5_after_a_later_pull(tmp_path, synthetic_csv_file):
+    """A run reads the bytes its lineage names, not the workspace file the next run rewrites."""
+    first = pull_data(_config(tmp_path, synthetic_csv_file))
+    other = tmp_path / "other.csv"
+    other.write_text(synthetic_csv(seed=5))
+    second = pull_data(_config(tmp_path, other))
+    workspace = StatePaths(_config(tmp_path, other).state_root).dvc_workspace
+    assert (workspace / DATA_FILE).read_bytes() == other.read_bytes() != synthetic_csv_file.read_bytes()
+    assert first.path != second.path and first.path.name == first.md5[2:]
+    assert read_verified(first.path, first.md5) == synthetic_csv_file.read_bytes()
+    assert read_verified(second.path, second.md5) == other.read_bytes()
+
+
+def test_bytes_that_do_not_match_their_md5_are_refused(tmp_path):
+    path = tmp_path / "object"
+    path.write_bytes(b"planted\n")
+    with pytest.raises(DataValidationError, match="does not match its md5 0{32}: the DVC cache is corrupted"):
+        read_verified(path, "0" * 32)
+    with pytest.raises(DataValidationError, match="data version 1{32} is missing from the DVC cache"):
+        read_verified(tmp_path / "absent", "1" * 32)

@@ -71,3 +71,43 @@ def test_a_row_missing_from_the_split_file_is_named(table):
     keys = row_keys(table, 3)
     with pytest.raises(DataValidationError, match="not in the split file"):
         split_arrays(table, keys, {})
+
+
+def test_a_data_version_is_parsed_once_and_its_arrays_built_once(tmp_path, monkeypatch):
+    import hashlib
+
+    import heartgate.splits as splits
+    from heartgate.contracts import DataVersion, SplitVersion
+
+    text = synthetic_csv(PER_LABEL, seed=11).encode()
+    table = parse_canonical_csv(text.decode())
+    keys = row_keys(table, 3)
+    split_text = splits_csv(keys, assign_splits(keys, table.labels, SplitConfig(seed=3))).encode()
+    paths = {name: tmp_path / name for name in ("data", "split")}
+    paths["data"].write_bytes(text)
+    paths["split"].write_bytes(split_text)
+    data = DataVersion(path=paths["data"], md5=hashlib.md5(text).hexdigest(), rows=len(table), abnormal_rows=0, source="t", source_sha256="")
+    split = SplitVersion(path=paths["split"], md5=hashlib.md5(split_text).hexdigest(), counts={})
+
+    parses = []
+    monkeypatch.setattr(splits, "parse_canonical_csv", lambda text: parses.append(1) or parse_canonical_csv(text))
+    first = splits.load_split_arrays(data, split, 3)
+    assert splits.load_split_arrays(data, split, 3) is first  # train, evaluate and the gate share it
+    assert splits.load_table(data) is splits.load_table(data)
+    assert len(parses) == 1
+    assert len(first.test) + len(first.validation) + len(first.train_normal) < len(table)  # abnormal train rows left out
+
+
+def test_arrays_are_refused_when_the_file_no_longer_matches_its_md5(tmp_path):
+    import hashlib
+
+    from heartgate.contracts import DataVersion, SplitVersion
+    from heartgate.splits import load_split_arrays
+
+    text = synthetic_csv(PER_LABEL, seed=12).encode()
+    path = tmp_path / "data"
+    path.write_bytes(text.replace(b",1,", b",2,", 1))  # planted after the md5 was taken
+    data = DataVersion(path=path, md5=hashlib.md5(text).hexdigest(), rows=0, abnormal_rows=0, source="t", source_sha256="")
+    split = SplitVersion(path=path, md5="0" * 32, counts={})
+    with pytest.raises(DataValidationError, match="does not match its md5"):
+        load_split_arrays(data, split, 3)

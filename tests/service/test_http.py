@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heartgate.bento import build_service_bento, package_model
 from heartgate.config import TrainConfig
 from heartgate.ecg import parse_canonical_csv
 from heartgate.scorer import OnnxScorer
-from heartgate.bento import build_service_bento, package_model
 from heartgate.splits import SplitArrays
 from heartgate.training import build_scorer, export_onnx, fit_autoencoder
 from tests.conftest import free_port, synthetic_csv, wait_until_answering
