@@ -107,6 +107,7 @@ def main() -> None:
             print(f"run {index + 1} ({'cold' if index == 0 else 'warm'}): process {wall:.1f}s, flow {flow_seconds:.1f}s, "
                   + ", ".join(f"{step} {per_task[step]:.2f}s" for step in STEPS if step in per_task), flush=True)  # fmt: skip
     finally:
+        subprocess.run([sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)], env=env, capture_output=True)
         server.terminate()
         server.wait(timeout=30)
         if not args.keep:

@@ -41,7 +41,8 @@ def cli_config(plugin_mirror: Path | None) -> str:
 def _diagnostic_text(event: dict[str, Any]) -> str:
     diagnostic = event.get("diagnostic", {})
     summary, detail = diagnostic.get("summary", ""), diagnostic.get("detail", "")
-    return f"{summary}: {detail}".strip(": ") if detail else summary or event.get("@message", "")
+    text = f"{summary}: {detail}".strip(": ") if detail else summary or event.get("@message", "")
+    return " ".join(text.split())  # Terraform wraps details over lines; heartgate's errors are one line
 
 
 @dataclass

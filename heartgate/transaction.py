@@ -38,8 +38,8 @@ class UndoFailed(HeartgateError):
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text if isinstance(error, HeartgateError) else f"{type(error).__name__}: {text.splitlines()[0]}"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, HeartgateError) else f"{type(error).__name__}: {text}"
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Transaction:
         if undo_failures:
             raise UndoFailed(failure, undo_failures) from failure
         if notes and isinstance(failure, HeartgateError):
-            raise RolledBack(f"{failure}; {'; '.join(notes)}") from failure
+            raise RolledBack(f"{_one_line(failure)}; {'; '.join(notes)}") from failure
         for note in notes:  # a bug keeps its traceback; the undo is logged beside it
             self.log(note)
 

@@ -20,6 +20,8 @@ def test_diagnostics_become_one_line():
     event = {"diagnostic": {"summary": "Invalid value", "detail": "port must be a number"}}
     assert _diagnostic_text(event) == "Invalid value: port must be a number"
     assert _diagnostic_text({"diagnostic": {"summary": "Boom"}}) == "Boom"
+    wrapped = {"diagnostic": {"summary": "local-exec provisioner error", "detail": "Error running command:\nexit status 1.\nOutput: port 3000\nalready answers\n"}}
+    assert _diagnostic_text(wrapped) == "local-exec provisioner error: Error running command: exit status 1. Output: port 3000 already answers"
 
 
 @pytest.mark.integration
