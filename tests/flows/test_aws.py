@@ -184,6 +184,13 @@ def test_rollback_moves_live_back(cloud):
     assert aliases(cloud)[PRODUCTION_ALIAS] == "1"
 
 
+def test_status_reads_the_live_alias_from_aws(cloud):
+    result = cloud["heartgate"]("status")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "aws: heartgate:v1 at " in result.stdout and "(`live` on function version 1)" in result.stdout
+    assert "@production: version 1" in result.stdout
+
+
 def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
     variables = target_for(cloud["config"]).current().variables
     errors: list[Exception] = []
