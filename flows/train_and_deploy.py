@@ -10,8 +10,9 @@ from prefect import flow, get_run_logger
 from heartgate.approval import request_approval, timed_out_error
 from heartgate.config import load_config, nest
 from heartgate.contracts import RunSummary
-from heartgate.lineage import Lineage, git_commit
+from heartgate.lineage import Lineage
 from heartgate.promotion import label
+from heartgate.state import require_shared_state
 from heartgate.transaction import Transaction
 from tasks.approval import record_approval
 from tasks.build_bento import build_bento
@@ -42,13 +43,12 @@ def train_and_deploy(
     """
     overrides = {**(overrides or {}), **({"deploy.target": target} if target else {})}
     config = load_config(config_file, nest(overrides, "."), environ=os.environ)
+    require_shared_state(config)  # a worker never forks the team's registry by accident
     logger = get_run_logger()
 
     data = pull_data(config)
     split = split_data(data, config)
-    lineage = Lineage(
-        data_md5=data.md5, split_md5=split.md5, data_source=data.source, git_commit=git_commit(), config_hash=config.model_hash()
-    )
+    lineage = Lineage.of_run(data.md5, split.md5, data.source, config.model_hash())
     trained = train(config, data, split, lineage)
     evaluation = evaluate_and_pick_threshold(config, data, split, trained)
     candidate = register(config, lineage, trained, evaluation)

@@ -162,6 +162,14 @@ class StackConfig(_Section):
     prefect_port: int = Field(default=4200, gt=0, lt=65536)
     mlflow_port: int = Field(default=5000, gt=0, lt=65536)
     work_pool: str = "heartgate"
+    allow_local_state: bool = Field(
+        default=False,
+        description=(
+            "Let a flow run from a deployment (a worker's) use the state dir's SQLite registry and local DVC "
+            "remote. Single machine only: `heartgate up` sets it for its worker; a team sets mlflow.tracking_uri "
+            "and data.remote in the deployment instead."
+        ),
+    )
 
 
 class HeartgateConfig(_Section):

@@ -21,6 +21,11 @@ class Lineage(BaseModel):
     git_commit: str
     config_hash: str
 
+    @classmethod
+    def of_run(cls, data_md5: str, split_md5: str, data_source: str, config_hash: str) -> Lineage:
+        """The lineage of a model trained now, from this checkout."""
+        return cls(data_md5=data_md5, split_md5=split_md5, data_source=data_source, git_commit=git_commit(), config_hash=config_hash)
+
     def as_tags(self) -> dict[str, str]:
         return {key: str(value) for key, value in self.model_dump().items()}
 

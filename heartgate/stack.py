@@ -109,6 +109,8 @@ def service_environment(config: HeartgateConfig, overrides: Mapping[str, Any] | 
     return {
         **os.environ,
         **runtime_environment(StatePaths(config.state_root)),
+        # One machine: the worker's runs may use this state dir's registry and DVC remote.
+        "HEARTGATE_STACK__ALLOW_LOCAL_STATE": "true",
         **override_variables(overrides or {}),
         "PREFECT_API_URL": urls(config).prefect_api,
         "PREFECT_UI_API_URL": urls(config).prefect_api,

@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from heartgate.config import HeartgateConfig
+from heartgate.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class StatePaths:
@@ -109,3 +112,35 @@ def activate(paths: StatePaths) -> None:
     for directory in (paths.root, paths.tmp, paths.home, paths.prefect_home, paths.mlflow_artifacts):
         directory.mkdir(parents=True, exist_ok=True)
     os.environ.update(runtime_environment(paths))
+
+
+def local_state_refusal(
+    config: HeartgateConfig, deployment: str | None, api_url: str | None
+) -> str | None:
+    """Why a worker's flow run must not use this machine's own registry and data remote, or None.
+
+    A run from a deployment on a Prefect server that falls back to the state dir's SQLite store or
+    local DVC remote would silently fork the team's registry (it would see no production model and
+    register its own version 1)."""
+    if deployment is None or config.stack.allow_local_state:
+        return None
+    paths = StatePaths(config.state_root)
+    local = [f"the SQLite registry {paths.mlflow_database} (set mlflow.tracking_uri)"] if config.mlflow.tracking_uri is None else []
+    local += [f"the local DVC remote {paths.dvc_remote} (set data.remote)"] if config.data.remote is None else []
+    if not local:
+        return None
+    return (
+        f"flow run of deployment {deployment} on {api_url or 'a Prefect server'} would use this worker's own "
+        f"{' and '.join(local)}: give the deployment those settings (job_variables env HEARTGATE_MLFLOW__TRACKING_URI, "
+        "HEARTGATE_DATA__REMOTE), or stack.allow_local_state: true on a single machine"
+    )
+
+
+def require_shared_state(config: HeartgateConfig) -> None:
+    """Refuse, in one line, a worker's flow run that would use this machine's own registry or data."""
+    from prefect.runtime import deployment
+    from prefect.settings import PREFECT_API_URL
+
+    refusal = local_state_refusal(config, deployment.name, PREFECT_API_URL.value())
+    if refusal:
+        raise ConfigError(refusal)

@@ -135,6 +135,24 @@ def test_run_pressed_in_the_ui_is_picked_up_by_the_worker(stack):
     assert registry(stack["state"]).get_model_version(MODEL, "1").tags["approval.reviewer"] == "auto"
 
 
+def test_a_worker_run_without_shared_settings_refuses_in_one_line(stack):
+    """The same Run, but the deployment's environment withdraws the single-machine opt-in that
+    `heartgate up` gives its worker: the run must not fall back to the worker's own registry."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    before = len(registry(stack["state"]).search_model_versions(f"name = '{MODEL}'"))
+    with temporary_settings(updates={PREFECT_API_URL: stack["api"]}):
+        run = run_deployment(
+            "train-and-deploy/manual", parameters={"overrides": {"train.epochs": 1}},
+            job_variables={"env": {"HEARTGATE_STACK__ALLOW_LOCAL_STATE": "false"}}, timeout=300,
+        )  # fmt: skip
+    assert run.state.is_failed()
+    assert "flow run of deployment manual on " in run.state.message
+    assert "(set mlflow.tracking_uri) and the local DVC remote " in run.state.message
+    assert len(registry(stack["state"]).search_model_versions(f"name = '{MODEL}'")) == before  # nothing registered
+
+
 @pytest.fixture(scope="module")
 def approved(stack):
     """A run pauses; a second process approves it; production moves."""
