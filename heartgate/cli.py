@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from typing import Any
 
 from heartgate.config import PROJECT_ROOT, HeartgateConfig, load_config, nest, parse_assignments
 from heartgate.errors import HeartgateError
+from heartgate.outcome import one_line_known_errors
 from heartgate.state import StatePaths, activate
 from heartgate.targets import target_names
 
@@ -97,16 +97,6 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-class _NoTracebackForKnownErrors(logging.Filter):
-    """A HeartgateError already names the problem in one line; its traceback is only noise.
-    Anything else (a bug) keeps its traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], HeartgateError):
-            record.exc_info, record.exc_text = None, None
-        return True
-
-
 @contextlib.contextmanager
 def prefect_session():
     """Prefect's temporary server (used when no PREFECT_API_URL is set) stops at interpreter exit
@@ -114,16 +104,11 @@ def prefect_session():
     from prefect.logging.handlers import APILogWorker
     from prefect.server.api.server import SubprocessASGIServer
 
-    known_errors = _NoTracebackForKnownErrors()
-    run_loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
-    for logger in run_loggers:
-        logger.addFilter(known_errors)
     try:
-        yield
+        with one_line_known_errors():  # approve/rollback fail in the CLI process, outside the flow
+            yield
     finally:
         APILogWorker.drain_all(timeout=5)  # the run's last logs, while the server still listens
-        for logger in run_loggers:
-            logger.removeFilter(known_errors)
         SubprocessASGIServer().stop()
 
 
