@@ -34,6 +34,8 @@ class Approval(RunInput):
 class ApprovalTimedOut(HeartgateError):
     """Nobody answered in time: not approved, nothing promoted."""
 
+    final_state_by_prefect = True  # the server fails an expired pause with "... paused and never resumed."
+
 
 def approval_request(decision: GateDecision, candidate: RegisteredVersion, flow_run_id: str) -> str:
     """The markdown shown on the paused run: the comparison and exactly what would be deployed."""

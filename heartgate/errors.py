@@ -4,6 +4,10 @@
 class HeartgateError(Exception):
     """Base class: the message is one line that names the problem."""
 
+    # True where Prefect itself sets the run's final state (a run whose pause expired is failed by
+    # the server with its own message): the flow then raises the error instead of returning a state.
+    final_state_by_prefect = False
+
 
 class ConfigError(HeartgateError):
     """A configuration file, override or environment variable is invalid."""

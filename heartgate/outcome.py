@@ -48,5 +48,7 @@ def final_state(run: Callable[[], RunSummary]) -> Any:  # noqa: ANN401 - a prefe
         try:
             summary = run()
         except HeartgateError as expected:
+            if expected.final_state_by_prefect:
+                raise
             return Failed(message=str(expected), data=expected)
     return Completed(message=summary.outcome, data=summary)
