@@ -122,6 +122,26 @@ class DvcStore:
                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; nothing was changed"
             ) from exc
 
+    def restore(self, md5: str) -> Path:
+        """The cache object with this md5, fetched from the remote when this machine lacks it:
+        any data version a lineage names can be read anywhere the remote is reachable."""
+        target = self.object_path(md5)
+        if target.exists():
+            return target
+        repo = self._repo()
+        try:
+            remote = repo.cloud.get_remote_odb(REMOTE_NAME)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            remote.fs.get_file(remote.oid_to_path(md5), str(partial))
+        except FileNotFoundError:
+            raise DataValidationError(f"data version {md5} is neither in the DVC cache nor in the remote {self.remote_url}") from None
+        finally:
+            repo.close()
+        read_verified(partial, md5)
+        partial.replace(target)
+        return target
+
     def remote_has(self, md5: str) -> bool:
         """Whether a local-directory remote holds the object with this md5 (for checks and tests)."""
         return (Path(self.remote_url) / "files" / "md5" / md5[:2] / md5[2:]).exists()

@@ -132,9 +132,10 @@ def load_split_arrays(data: DataVersion, split: SplitVersion, seed: int) -> Spli
 
 
 def arrays_for_lineage(config: HeartgateConfig, data_md5: str, split_md5: str) -> SplitArrays:
-    """The split arrays a registered version's lineage names, from the DVC cache by md5."""
+    """The split arrays a registered version's lineage names, by md5: from the DVC cache, or from
+    the DVC remote on a machine that never pulled that version."""
     store = DvcStore.for_config(config)
-    return _arrays(store.object_path(data_md5), data_md5, store.object_path(split_md5), split_md5, config.split.seed)
+    return _arrays(store.restore(data_md5), data_md5, store.restore(split_md5), split_md5, config.split.seed)
 
 
 def _arrays(data_path: Path, data_md5: str, split_path: Path, split_md5: str, seed: int) -> SplitArrays:

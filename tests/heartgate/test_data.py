@@ -224,3 +224,25 @@ def test_bytes_that_do_not_match_their_md5_are_refused(tmp_path):
         read_verified(path, "0" * 32)
     with pytest.raises(DataValidationError, match="data version 1{32} is missing from the DVC cache"):
         read_verified(tmp_path / "absent", "1" * 32)
+
+
+def test_a_version_is_restored_from_the_remote_by_its_md5_on_another_machine(tmp_path, synthetic_csv_file):
+    remote = tmp_path / "shared-remote"
+    machine_a = load_config(overrides={"state_dir": str(tmp_path / "a"), "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": str(remote)}})
+    version = pull_data(machine_a)
+    machine_b = DvcStore.for_config(load_config(overrides={"state_dir": str(tmp_path / "b"), "data": {"source": "unused", "remote": str(remote)}}))
+    assert not machine_b.object_path(version.md5).exists()
+    restored = machine_b.restore(version.md5)
+    assert restored == machine_b.object_path(version.md5)
+    assert read_verified(restored, version.md5) == synthetic_csv_file.read_bytes()
+    with pytest.raises(DataValidationError, match=f"data version {'0' * 32} is neither in the DVC cache nor in the remote {remote}"):
+        machine_b.restore("0" * 32)
+
+
+@pytest.mark.integration
+def test_a_version_is_restored_from_an_s3_remote_by_its_md5(tmp_path, aws, synthetic_csv_file):
+    aws.create_bucket(Bucket="heartgate-dvc-shared")
+    remote = "s3://heartgate-dvc-shared/ecg"
+    version = pull_data(load_config(overrides={"state_dir": str(tmp_path / "a"), "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": remote}}))
+    machine_b = DvcStore.for_config(load_config(overrides={"state_dir": str(tmp_path / "b"), "data": {"source": "unused", "remote": remote}}))
+    assert read_verified(machine_b.restore(version.md5), version.md5) == synthetic_csv_file.read_bytes()
