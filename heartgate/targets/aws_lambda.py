@@ -25,6 +25,7 @@ from heartgate.lambda_package import HANDLER_MODULE, LambdaPackage, build_lambda
 from heartgate.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
 from heartgate.targets.base import DeployFailed, DeployTarget, RollbackError, model_dir
+from heartgate.terraform import Terraform
 from heartgate.transaction import Transaction
 
 # Runs the packaged handler in a clean interpreter whose only packages are the zip's.
@@ -123,7 +124,7 @@ class AwsLambdaTarget(DeployTarget):
         previous = self.current()
         variables = self.variables(built, package, previous.live_version if previous else None)
         with Transaction(self.log) as undo:
-            undo.on_failure("keep `live` where it was", lambda _: self._put_back(previous, variables))
+            undo.on_failure("keep `live` where it was", lambda _: self._put_back(terraform, previous, variables))
             try:
                 terraform.apply(variables)
                 outputs = terraform.outputs()
@@ -142,9 +143,9 @@ class AwsLambdaTarget(DeployTarget):
         self.log(f"`live` -> function version {published} (registry version {built.registry_version})")
         return deployment
 
-    def _put_back(self, previous: LambdaDeployment | None, variables: dict[str, Any]) -> str:
+    def _put_back(self, terraform: Terraform, previous: LambdaDeployment | None, variables: dict[str, Any]) -> str:
         if previous is None:
-            self.terraform().destroy(variables)
+            terraform.destroy(variables)
             return "nothing was deployed before, so the stack was removed"
         # `live` moves only after the smoke test passed: it still points at the previous version.
         return f"`live` stays on function version {previous.live_version} (registry version {previous.registry_version})"
@@ -169,9 +170,7 @@ class AwsLambdaTarget(DeployTarget):
         check_answer(f"function version {published}", status, answer, built.registry_version)
         self.log(f"smoke test passed: function version {published} serves registry version {built.registry_version}")
 
-    def restore(self, deployment: Deployment) -> str:
-        self.terraform().apply(deployment.variables)
-        self.record(deployment)
+    def serving_again(self, deployment: Deployment) -> str:
         return f"`live` is on function version {deployment.variables['live_version']} again"
 
     def roll_back(self, version: str) -> Deployment:

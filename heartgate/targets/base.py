@@ -45,8 +45,8 @@ class DeployTarget(ABC):
         put back and DeployFailed (wrapped by the undo log) names the reason."""
 
     @abstractmethod
-    def restore(self, deployment: Deployment) -> str:
-        """Put an earlier recorded deployment back exactly; returns what is serving now."""
+    def serving_again(self, deployment: Deployment) -> str:
+        """What serves once `deployment` is put back (the note of an undo)."""
 
     @abstractmethod
     def roll_back(self, version: str) -> Deployment:
@@ -88,6 +88,13 @@ class DeployTarget(ABC):
         partial = self.deploy_dir / f".{RECORD_FILE}.partial"
         partial.write_text(deployment.model_dump_json(indent=2))
         partial.replace(self.deploy_dir / RECORD_FILE)
+
+    def restore(self, deployment: Deployment, terraform: Terraform | None = None) -> str:
+        """Put an earlier recorded deployment back exactly (with the initialized `terraform` of the
+        apply being undone, if there is one); returns what is serving now."""
+        (terraform or self.terraform()).apply(deployment.variables)
+        self.record(deployment)
+        return self.serving_again(deployment)
 
     def undeploy(self) -> Deployment | None:
         """Destroy what Terraform deployed on the target; returns what was there."""

@@ -17,7 +17,7 @@ from heartgate.errors import HeartgateError
 from heartgate.smoke import answering_version, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
 from heartgate.targets.base import DeployFailed, DeployTarget, model_dir
-from heartgate.terraform import state_serial
+from heartgate.terraform import Terraform, state_serial
 from heartgate.transaction import Transaction
 
 
@@ -42,7 +42,7 @@ class LocalTarget(DeployTarget):
         previous = self.current()
         variables = self.variables(built.bento_tag)
         with Transaction(self.log) as undo:
-            undo.on_failure(f"put back what served before {built.bento_tag}", lambda _: self._put_back(previous, variables))
+            undo.on_failure(f"put back what served before {built.bento_tag}", lambda _: self._put_back(terraform, previous, variables))
             try:
                 terraform.apply(variables)
                 url = terraform.outputs()["url"]
@@ -56,15 +56,13 @@ class LocalTarget(DeployTarget):
         self.record(deployment)
         return deployment
 
-    def _put_back(self, previous: Deployment | None, variables: dict[str, Any]) -> str:
+    def _put_back(self, terraform: Terraform, previous: Deployment | None, variables: dict[str, Any]) -> str:
         if previous is None:
-            self.terraform().destroy(variables)
+            terraform.destroy(variables)
             return "rolled back: nothing was deployed before, so nothing is serving"
-        return f"rolled back: {self.restore(previous)}"
+        return f"rolled back: {self.restore(previous, terraform)}"
 
-    def restore(self, deployment: Deployment) -> str:
-        self.terraform().apply(deployment.variables)
-        self.record(deployment)
+    def serving_again(self, deployment: Deployment) -> str:
         return f"{deployment.bento_tag} (version {deployment.registry_version}) is serving again"
 
     def roll_back(self, version: str) -> Deployment:
