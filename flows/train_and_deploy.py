@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import State, flow, get_run_logger
 
-from heartgate.approval import request_approval, timed_out_error
+from heartgate.approval import refuse_auto_approve, request_approval, timed_out_error
 from heartgate.config import load_config, nest
 from heartgate.contracts import RunSummary
 from heartgate.lineage import Lineage
@@ -33,6 +33,7 @@ def train_and_deploy(
     overrides: dict[str, Any] | None = None,
     auto_approve: bool = False,
     target: str | None = None,
+    profile: str | None = None,
 ) -> State[RunSummary]:
     """Train a candidate on the current data, compare it with production and, if it is better on
     both precision and recall and a person approves, promote and deploy it.
@@ -40,18 +41,20 @@ def train_and_deploy(
     overrides: dotted config keys, e.g. {"train.epochs": 20}; they win over the config file and
     HEARTGATE_* environment variables. auto_approve: skip the human approval (demos, CI); the
     lineage then records the approver as "auto". target: where terraform-apply deploys (default:
-    the config's deploy.target, "local"). The run's final state message is its outcome.
+    the config's deploy.target, "local"). profile: configs/PROFILE.yaml under the config file
+    (the deployments of the server profile set it). The run's final state message is its outcome.
     """
-    return final_state(lambda: train_and_deploy_steps(config_file, overrides, auto_approve, target))
+    return final_state(lambda: train_and_deploy_steps(config_file, overrides, auto_approve, target, profile))
 
 
 def train_and_deploy_steps(
-    config_file: str | None, overrides: dict[str, Any] | None, auto_approve: bool, target: str | None
+    config_file: str | None, overrides: dict[str, Any] | None, auto_approve: bool, target: str | None, profile: str | None
 ) -> RunSummary:
     """The steps, one task each, top to bottom."""
     overrides = {**(overrides or {}), **({"deploy.target": target} if target else {})}
-    config = load_config(config_file, nest(overrides, "."), environ=os.environ)
+    config = load_config(config_file, nest(overrides, "."), environ=os.environ, profile=profile)
     require_shared_state(config)  # a worker never forks the team's registry by accident
+    refuse_auto_approve(config, auto_approve)
     logger = get_run_logger()
 
     data = pull_data(config)

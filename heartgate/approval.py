@@ -10,6 +10,7 @@ the answer into the lineage with `approval_tags`. `answer_paused_run` and `waiti
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 from prefect.input import RunInput
@@ -17,7 +18,7 @@ from pydantic import Field
 
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
-from heartgate.errors import HeartgateError
+from heartgate.errors import ConfigError, HeartgateError
 from heartgate.lineage import timestamp
 
 AUTO_REVIEWER = "auto"
@@ -59,35 +60,64 @@ def approval_request(decision: GateDecision, candidate: RegisteredVersion, flow_
     )
 
 
+def refuse_auto_approve(config: HeartgateConfig, auto_approve: bool) -> None:
+    """On a shared stack a person approves: --auto-approve only where the config allows it."""
+    if auto_approve and not config.approval.allow_auto_approve:
+        raise ConfigError(
+            "auto-approve is refused here (approval.allow_auto_approve: false, the server profile): "
+            "a person approves in the Prefect UI or with `heartgate approve`"
+        )
+
+
 def request_approval(
     decision: GateDecision, candidate: RegisteredVersion, config: HeartgateConfig, auto_approve: bool,
     log: Callable[[str], None],
 ) -> ApprovalOutcome:
-    """Pause the flow run until a person answers (or the timeout passes)."""
+    """Wait until a person answers (or the timeout passes); answers from reviewers outside
+    `approval.approvers` are ignored and the run waits on."""
     from prefect.context import get_run_context
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
 
     if auto_approve:
         return ApprovalOutcome(decision="approved", reviewer=AUTO_REVIEWER, comment="--auto-approve", answered_at=timestamp())
 
-    flow_run_id = str(get_run_context().flow_run.id)
+    flow_run = get_run_context().flow_run
+    form = Approval.with_initial_data(description=approval_request(decision, candidate, str(flow_run.id)))
     log(
         f"version {candidate.version} passed the gate and waits up to {config.approval.timeout_s}s for approval: "
-        f"answer in the Prefect UI, or run `heartgate approve {flow_run_id} --reviewer NAME` "
+        f"answer in the Prefect UI, or run `heartgate approve {flow_run.id} --reviewer NAME` "
         "(or `heartgate reject ...`) in another terminal"
     )
-    try:
-        answer = pause_flow_run(
-            wait_for_input=Approval.with_initial_data(description=approval_request(decision, candidate, flow_run_id)),
-            timeout=config.approval.timeout_s,
-            poll_interval=config.approval.poll_interval_s,
-        )
-    except FlowPauseTimeout:
-        return ApprovalOutcome(decision="timed_out", reviewer="", comment="", answered_at=timestamp())
+    approvers = config.approval.approvers
+    for attempt in itertools.count():
+        answer = wait_for_answer(form, config, durable=flow_run.deployment_id is not None, key=f"approval-{attempt}")
+        if answer is None:
+            return ApprovalOutcome(decision="timed_out", reviewer="", comment="", answered_at=timestamp())
+        if not approvers or answer.reviewer in approvers:
+            break
+        log(f"answer from {answer.reviewer!r} ignored: not one of approval.approvers ({', '.join(approvers)}); still waiting")
     decision_word = "approved" if answer.approve else "rejected"
     log(f"{decision_word} by {answer.reviewer}" + (f": {answer.comment}" if answer.comment else ""))
     return ApprovalOutcome(decision=decision_word, reviewer=answer.reviewer, comment=answer.comment, answered_at=timestamp())
+
+
+def wait_for_answer(form: type[Approval], config: HeartgateConfig, durable: bool, key: str) -> Approval | None:
+    """The answer, or None when the timeout passed.
+
+    durable (a run from a deployment): suspend. The run leaves its worker; an answer reschedules
+    it, any worker runs it again from the top, every step before this one returns its persisted
+    result (tasks cache per flow run, heartgate.resume) and this call returns the answer given
+    under `key`. An expired suspension is failed by the Prefect server itself ("... paused and
+    never resumed."). Otherwise (`heartgate run` in a terminal, no deployment to resubmit):
+    pause, and this process waits."""
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run, suspend_flow_run
+
+    if durable:
+        return suspend_flow_run(wait_for_input=form, timeout=config.approval.timeout_s, key=key)
+    try:
+        return pause_flow_run(wait_for_input=form, timeout=config.approval.timeout_s, poll_interval=config.approval.poll_interval_s, key=key)
+    except FlowPauseTimeout:
+        return None
 
 
 def approval_tags(outcome: ApprovalOutcome) -> dict[str, str]:
@@ -150,7 +180,11 @@ def answer_paused_run(flow_run_id: str, approve: bool, reviewer: str, comment: s
 def waiting_runs() -> list[tuple[str, str, str]]:
     """(flow run id, name, paused since) for every run waiting for an answer."""
     from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))

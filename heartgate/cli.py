@@ -17,7 +17,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from heartgate.config import PROJECT_ROOT, HeartgateConfig, load_config, nest, parse_assignments
+from heartgate.config import (
+    PROJECT_ROOT,
+    HeartgateConfig,
+    load_config,
+    nest,
+    parse_assignments,
+)
 from heartgate.errors import HeartgateError
 from heartgate.outcome import one_line_known_errors
 from heartgate.state import StatePaths, activate
@@ -29,7 +35,8 @@ FLOW_ENTRYPOINT = f"{PROJECT_ROOT / 'flows' / 'train_and_deploy.py'}:train_and_d
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML file layered over configs/default.yaml")
+    parser.add_argument("--profile", help="configs/PROFILE.yaml layered over configs/default.yaml (e.g. server)")
+    parser.add_argument("--config", metavar="FILE", help="YAML file layered over configs/default.yaml (and the profile)")
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], dest="assignments",
         help="override one config value, e.g. --set train.epochs=20 (repeatable)",
@@ -117,7 +124,7 @@ def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: di
 
     train_and_deploy = load_flow_from_entrypoint(FLOW_ENTRYPOINT)
     with prefect_session():
-        summary = train_and_deploy(config_file=args.config, overrides=overrides, auto_approve=args.auto_approve)
+        summary = train_and_deploy(config_file=args.config, overrides=overrides, auto_approve=args.auto_approve, profile=args.profile)
     print("\n".join(summary.lines()))
 
 
@@ -174,7 +181,12 @@ def command_rollback(args: argparse.Namespace, config: HeartgateConfig, override
 
 
 def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
+    from heartgate.registry import (
+        CANDIDATE_ALIAS,
+        PREVIOUS_ALIAS,
+        PRODUCTION_ALIAS,
+        Registry,
+    )
     from heartgate.targets import target_for
 
     target = target_for(config, _progress)
@@ -214,7 +226,8 @@ def _progress(message: str) -> None:
 def command_up(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from heartgate import stack
 
-    started = stack.up(config, overrides)
+    settings = {key: value for key, value in overrides.items() if key != "state_dir"}  # the state dir is this machine's
+    started = stack.up(config, settings, config_file=args.config)
     print(f"Prefect UI   {started.prefect_ui}  (deployments train-and-deploy/nightly and /manual, pool {config.stack.work_pool})")
     if started.mlflow_ui:
         print(f"MLflow UI    {started.mlflow_ui}")
@@ -249,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         overrides = overrides_from(args)
-        config = load_config(args.config, nest(overrides, "."), environ=os.environ)
+        config = load_config(args.config, nest(overrides, "."), environ=os.environ, profile=args.profile)
         activate(StatePaths(config.state_root))
         COMMANDS[args.command](args, config, overrides)
     except HeartgateError as exc:

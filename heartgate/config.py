@@ -102,6 +102,14 @@ class GateConfig(_Section):
 class ApprovalConfig(_Section):
     timeout_s: int = Field(default=86_400, gt=0, description="Unanswered for this long means not approved.")
     poll_interval_s: int = Field(default=10, gt=0, description="How often the paused run checks for an answer.")
+    allow_auto_approve: bool = Field(
+        default=True,
+        description="Whether a run may skip the person (--auto-approve). The server profile sets false: refused there.",
+    )
+    approvers: tuple[str, ...] = Field(
+        default=(),
+        description="Reviewer names whose answer counts (empty: anyone's); other answers are ignored and the run waits on.",
+    )
 
 
 class MlflowConfig(_Section):
@@ -156,12 +164,41 @@ class DeployConfig(_Section):
 
 
 class StackConfig(_Section):
-    """The embedded stack started by `heartgate up`: all on loopback."""
+    """What `heartgate up` starts: all on loopback unless `host` says otherwise.
 
+    profile embedded: Prefect server on SQLite, one worker, the MLflow UI over the state dir.
+    profile server (configs/server.yaml): PostgreSQL, Prefect server on it with API auth, MLflow
+    tracking server on it with artifacts in S3 and basic auth, `workers` process workers.
+    """
+
+    profile: Literal["embedded", "server"] = "embedded"
     host: str = "127.0.0.1"
     prefect_port: int = Field(default=4200, gt=0, lt=65536)
     mlflow_port: int = Field(default=5000, gt=0, lt=65536)
     work_pool: str = "heartgate"
+    workers: int = Field(default=1, gt=0, le=16, description="Process workers on the work pool (each with its own state dir).")
+    postgres_url: str | None = Field(
+        default=None,
+        description=(
+            "An existing PostgreSQL server, postgresql://USER@HOST:PORT (password: PGPASSWORD in the environment); "
+            "default: a private cluster under <state_dir>/postgres on postgres_port."
+        ),
+    )
+    postgres_port: int = Field(default=5532, gt=0, lt=65536)
+    artifacts_destination: str | None = Field(
+        default=None, description="Where the MLflow server keeps artifacts (s3://bucket/prefix); server profile."
+    )
+    results_storage: str | None = Field(
+        default=None,
+        description=(
+            "Where flow runs persist task results (s3://bucket/prefix), so a run resumed after approval on any "
+            "worker reuses them instead of training again; server profile."
+        ),
+    )
+    git_repository: str | None = Field(
+        default=None, description="The repository workers clone the flow code from (prefect.yaml's pull step)."
+    )
+    git_ref: str = Field(default="main", description="Branch or tag workers clone.")
     allow_local_state: bool = Field(
         default=False,
         description=(
@@ -266,14 +303,34 @@ def _first_error(exc: ValidationError) -> str:
     return f"invalid config value {where}: {err['msg']}"
 
 
+def profile_file(profile: str) -> Path:
+    """`server` -> configs/server.yaml: a profile is a config file shipped with the project."""
+    path = PROJECT_ROOT / "configs" / f"{profile}.yaml"
+    if not profile.replace("-", "").replace("_", "").isalnum() or not path.is_file():
+        known = sorted(p.stem for p in (PROJECT_ROOT / "configs").glob("*.yaml"))
+        raise ConfigError(f"unknown profile {profile!r}: expected one of {', '.join(known)} (configs/NAME.yaml)")
+    return path
+
+
+def config_path(config_file: Path | str) -> Path:
+    """A config file as given, or else relative to the project root (a deployment names the file
+    by its path in the repository; the worker runs from a checkout of it)."""
+    path = Path(config_file)
+    return path if path.is_absolute() or path.exists() else PROJECT_ROOT / path
+
+
 def load_config(
     config_file: Path | str | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    profile: str | None = None,
 ) -> HeartgateConfig:
+    """The config: configs/default.yaml < profile < config_file < HEARTGATE_* variables < overrides."""
     raw = _read_yaml(DEFAULT_CONFIG_FILE)
-    if config_file is not None:
-        raw = deep_merge(raw, _read_yaml(Path(config_file)))
+    if profile:
+        raw = deep_merge(raw, _read_yaml(profile_file(profile)))
+    if config_file:
+        raw = deep_merge(raw, _read_yaml(config_path(config_file)))
     raw = deep_merge(raw, env_overrides(environ or {}))
     raw = deep_merge(raw, overrides or {})
     try:

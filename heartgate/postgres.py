@@ -28,15 +28,55 @@ class PostgresError(HeartgateError):
 
 
 @dataclass(frozen=True)
-class PostgresCluster:
-    data_dir: Path
+class PostgresServer:
+    """An existing PostgreSQL server (its password, if any, in PGPASSWORD: never in a URL)."""
+
+    host: str
     port: int
-    host: str = "127.0.0.1"
-    bin_dir: Path = POSTGRES_BIN
+    role: str = ROLE
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresServer:
+        """postgresql://USER@HOST:PORT"""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or parts.password:
+            raise PostgresError(f"stack.postgres_url must look like postgresql://USER@HOST:PORT (password in PGPASSWORD), got {parts.scheme}://…")
+        return cls(host=parts.hostname, port=parts.port or 5432, role=parts.username or ROLE)
 
     def url(self, database: str, driver: str = "postgresql") -> str:
         """A SQLAlchemy URL: `postgresql` (psycopg 3) for MLflow, `postgresql+asyncpg` for Prefect."""
-        return f"{driver}://{ROLE}@{self.host}:{self.port}/{database}"
+        return f"{driver}://{self.role}@{self.host}:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Someone else runs it: only check that it answers."""
+        import psycopg
+
+        try:
+            psycopg.connect(self.url("postgres"), connect_timeout=10).close()
+        except psycopg.Error as exc:
+            raise PostgresError(f"PostgreSQL at {self.host}:{self.port} refused {self.role}: {str(exc).strip().splitlines()[-1]}") from None
+
+    def stop(self) -> None:
+        """Someone else runs it."""
+
+    def create_database(self, name: str) -> None:
+        """Create `name` unless it exists."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
+            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                connection.execute(f'CREATE DATABASE "{name}"')
+
+
+@dataclass(frozen=True)
+class PostgresCluster(PostgresServer):
+    """A private cluster: created on first start under `data_dir`."""
+
+    data_dir: Path = Path()
+    bin_dir: Path = POSTGRES_BIN
 
     def _run(self, tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         binary = self.bin_dir / tool
@@ -88,15 +128,6 @@ class PostgresCluster:
             if time.monotonic() > deadline:
                 raise PostgresError(f"PostgreSQL at {self.host}:{self.port} did not become ready (see {self.data_dir / 'server.log'})")
             time.sleep(0.2)
-
-    def create_database(self, name: str) -> None:
-        """Create `name` unless it exists."""
-        import psycopg
-
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-            if not exists:
-                connection.execute(f'CREATE DATABASE "{name}"')
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():

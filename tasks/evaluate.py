@@ -9,10 +9,11 @@ import heartgate.evaluation
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import DataVersion, EvaluationResult, SplitVersion, TrainResult
 from heartgate.registry import Registry
+from heartgate.resume import once_per_flow_run
 from heartgate.splits import load_split_arrays
 
 
-@task(name="evaluate-and-pick-threshold")
+@task(name="evaluate-and-pick-threshold", cache_key_fn=once_per_flow_run)
 def evaluate_and_pick_threshold(
     config: HeartgateConfig, data: DataVersion, split: SplitVersion, trained: TrainResult
 ) -> EvaluationResult:

@@ -7,12 +7,18 @@ from prefect.artifacts import create_markdown_artifact
 
 import heartgate.gate
 from heartgate.config import HeartgateConfig
-from heartgate.contracts import DataVersion, GateDecision, RegisteredVersion, SplitVersion
+from heartgate.contracts import (
+    DataVersion,
+    GateDecision,
+    RegisteredVersion,
+    SplitVersion,
+)
 from heartgate.registry import Registry
+from heartgate.resume import once_per_flow_run
 from heartgate.splits import load_split_arrays
 
 
-@task(name="promotion-gate")
+@task(name="promotion-gate", cache_key_fn=once_per_flow_run)
 def promotion_gate(config: HeartgateConfig, data: DataVersion, split: SplitVersion, candidate: RegisteredVersion) -> GateDecision:
     arrays = load_split_arrays(data, split, config.split.seed)
     decision = heartgate.gate.promotion_gate(config, Registry.for_config(config), arrays, candidate)

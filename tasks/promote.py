@@ -7,7 +7,12 @@ from prefect import get_run_logger, task
 
 import heartgate.promotion
 from heartgate.config import HeartgateConfig
-from heartgate.contracts import ApprovalOutcome, GateDecision, Promotion, RegisteredVersion
+from heartgate.contracts import (
+    ApprovalOutcome,
+    GateDecision,
+    Promotion,
+    RegisteredVersion,
+)
 from heartgate.promotion import label
 
 

@@ -9,9 +9,10 @@ from heartgate.config import HeartgateConfig
 from heartgate.contracts import EvaluationResult, RegisteredVersion, TrainResult
 from heartgate.lineage import Lineage
 from heartgate.registry import CANDIDATE_ALIAS, Registry
+from heartgate.resume import once_per_flow_run
 
 
-@task(name="register")
+@task(name="register", cache_key_fn=once_per_flow_run)
 def register(config: HeartgateConfig, lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult) -> RegisteredVersion:
     registered = heartgate.registry.register(Registry.for_config(config), lineage, trained, evaluation)
     get_run_logger().info(f"registered {registered.name} version {registered.version} as @{CANDIDATE_ALIAS}")

@@ -8,9 +8,10 @@ import heartgate.splits
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import DataVersion, SplitVersion
 from heartgate.errors import retry_only_transient
+from heartgate.resume import once_per_flow_run
 
 
-@task(name="split-data", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
+@task(name="split-data", cache_key_fn=once_per_flow_run, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
 def split_data(data: DataVersion, config: HeartgateConfig) -> SplitVersion:
     split = heartgate.splits.split_data(data, config)
     get_run_logger().info("split %s %s", split.md5, split.counts)

@@ -9,10 +9,11 @@ from heartgate.config import HeartgateConfig
 from heartgate.contracts import DataVersion, SplitVersion, TrainResult
 from heartgate.lineage import Lineage
 from heartgate.registry import Registry
+from heartgate.resume import once_per_flow_run
 from heartgate.splits import load_split_arrays
 
 
-@task(name="train")
+@task(name="train", cache_key_fn=once_per_flow_run)
 def train(config: HeartgateConfig, data: DataVersion, split: SplitVersion, lineage: Lineage) -> TrainResult:
     arrays = load_split_arrays(data, split, config.split.seed)
     return heartgate.training.train(config, Registry.for_config(config), arrays, lineage, progress=get_run_logger().info)

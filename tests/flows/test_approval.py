@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from heartgate.config import PROJECT_ROOT
 from heartgate.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.state import StatePaths
 from tests.conftest import free_port
@@ -118,7 +119,10 @@ def test_deployments_come_from_prefect_yaml_with_the_nightly_schedule(stack):
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 2 * * *", "UTC", True)
     assert manual.schedules == []
     assert nightly.work_pool_name == manual.work_pool_name == "heartgate"
-    assert nightly.parameters == {"auto_approve": False}
+    # The team's settings travel as parameters (none on the embedded default); auto_approve never does.
+    assert nightly.parameters == manual.parameters == {"profile": "", "config_file": ""}
+    assert nightly.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
+    assert nightly.job_variables["env"]["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"] == "local-file-system/heartgate-results"
 
 
 def test_run_pressed_in_the_ui_is_picked_up_by_the_worker(stack):

@@ -28,7 +28,7 @@ def postgres():
     # Not under pytest's tmp dir: its root is closed to other users, and the cluster runs as `postgres`.
     root = Path(tempfile.mkdtemp(prefix="heartgate-pg-"))
     root.chmod(0o755)
-    cluster = PostgresCluster(root / "cluster", free_port())
+    cluster = PostgresCluster(host="127.0.0.1", port=free_port(), data_dir=root / "cluster")
     cluster.start()
     cluster.create_database("mlflow")
     yield cluster
