@@ -33,3 +33,17 @@ def test_outcome_tags_go_into_the_lineage():
         "approval.decision": "rejected", "approval.reviewer": "bob",
         "approval.comment": "too few beats", "approval.answered_at": "t",
     }  # fmt: skip
+
+
+def test_auto_approve_is_refused_where_the_config_does_not_allow_it():
+    import pytest
+
+    from heartgate.approval import refuse_auto_approve
+    from heartgate.config import load_config
+    from heartgate.errors import ConfigError
+
+    server = load_config(profile="server")
+    with pytest.raises(ConfigError, match=r"^auto-approve is refused here \(approval.allow_auto_approve: false"):
+        refuse_auto_approve(server, auto_approve=True)
+    refuse_auto_approve(server, auto_approve=False)
+    refuse_auto_approve(load_config(), auto_approve=True)  # the embedded default allows it (demos)
