@@ -67,6 +67,11 @@ class Credentials:
         return self.prefect_client() | mlflow | self._passthrough(*AWS)
 
 
+def aws_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """The AWS credentials as set: what the embedded profile's worker needs for the aws target."""
+    return {name: environ[name] for name in AWS if environ.get(name)}
+
+
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment minus every credential heartgate knows of: the base of each process's."""
     return {name: value for name, value in environ.items() if name not in ALL}

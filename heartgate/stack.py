@@ -229,7 +229,8 @@ def _up_embedded(config: HeartgateConfig, overrides: Mapping[str, Any] | None, c
 
     results_block = ensure_work_pool(config, env)
     deploy(config, env | deploy_variables(config, results_block, config_file))
-    _spawn(config, "worker", [python, "-m", "prefect", "worker", "start", "--pool", config.stack.work_pool], env)
+    worker_env = env | secrets.aws_credentials(os.environ)  # the aws target deploys from the worker
+    _spawn(config, "worker", [python, "-m", "prefect", "worker", "start", "--pool", config.stack.work_pool], worker_env)
 
     if stack_urls.mlflow_ui:
         paths = StatePaths(config.state_root)

@@ -33,3 +33,9 @@ def test_each_process_gets_only_the_credentials_it_needs():
 
 def test_the_base_environment_of_every_process_has_no_credential():
     assert without_credentials(ENVIRONMENT) == {"PATH": "/usr/bin"}
+
+
+def test_the_aws_credentials_pass_through_as_set():
+    from heartgate.secrets import aws_credentials
+
+    assert aws_credentials(ENVIRONMENT) == {"AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "aws-secret"}
