@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv run up down test test-unit benchmark lock clean
+.PHONY: help venv run up down test test-unit benchmark lock clean flow-image
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,10 @@ test-unit: $(STAMP) ## Run the fast unit tests only
 benchmark: $(STAMP) ## Time each task and the whole flow (median of 3), then serving vs the seed-style service
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/serve.py
+
+flow-image: ## Build the flow-runner image (docker/Dockerfile.flow) for Docker/Kubernetes work pools; needs a Docker engine
+	@docker info >/dev/null 2>&1 || { echo "heartgate: error: no Docker engine is running here: the flow-runner image (docker/Dockerfile.flow) is built where one is" >&2; exit 1; }
+	docker build -f docker/Dockerfile.flow -t heartgate-flow:$$(git rev-parse --short HEAD) .
 
 lock: ## Re-pin requirements.lock from the current virtual environment
 	{ echo "# Every package, exact. Regenerate with \`make lock\` after changing pyproject.toml."; \

@@ -138,6 +138,10 @@ class AwsConfig(_Section):
     function_name: str = "heartgate"
     state_bucket: str = Field(default="heartgate-terraform-state", description="S3 bucket of the Terraform state (it must exist).")
     state_key: str = "heartgate/aws/terraform.tfstate"
+    package_bucket: str | None = Field(
+        default=None,
+        description="S3 bucket for the Lambda zip packages, named by sha256 (default: state_bucket): every machine deploys from S3.",
+    )
     s3_path_style: bool = Field(default=False, description="Path-style S3 URLs for the state (S3 emulators such as moto).")
     artifact: Literal["zip", "image"] = Field(default="zip", description="zip needs no Docker; image needs a Docker engine.")
     smoke: Literal["handler", "http"] = Field(

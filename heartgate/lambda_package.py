@@ -40,6 +40,12 @@ class LambdaPackage(BaseModel):
     size_bytes: int
     unzipped_bytes: int
 
+    @property
+    def sha256_hex(self) -> str:
+        import base64
+
+        return base64.b64decode(self.sha256_base64).hex()
+
 
 def runtime_requirements() -> list[str]:
     """The same versions as this environment's (requirements.lock), for the Lambda platform."""

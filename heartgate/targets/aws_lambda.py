@@ -19,9 +19,17 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from heartgate.contracts import BentoBuild, Deployment
 from heartgate.errors import HeartgateError
-from heartgate.lambda_package import HANDLER_MODULE, LambdaPackage, build_lambda_package, fetch_runtime_wheels
+from heartgate.lambda_package import (
+    HANDLER_MODULE,
+    LambdaPackage,
+    build_lambda_package,
+    fetch_runtime_wheels,
+)
+from heartgate.served_model import BENTO_NAME
 from heartgate.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
 from heartgate.targets.base import DeployFailed, DeployTarget, RollbackError, model_dir
@@ -35,6 +43,19 @@ sys.path.insert(0, sys.argv[1])
 handler = importlib.import_module(sys.argv[2]).handler
 print(json.dumps(handler(json.loads(sys.stdin.read()))))
 """
+
+
+REGISTRY_VERSION_VARIABLE = "HEARTGATE_REGISTRY_VERSION"
+
+
+class UploadedPackage(BaseModel):
+    """A zip package and where it lies in S3 (its key is its sha256: uploads are idempotent)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    built: LambdaPackage
+    bucket: str
+    key: str
 
 
 class LambdaDeployment(Deployment):
@@ -90,6 +111,12 @@ def invoke_packaged_handler(package: Path, event: dict[str, Any], environment: d
 
 
 class AwsLambdaTarget(DeployTarget):
+    """What is deployed is read from shared state only (the Terraform remote state in S3, whose
+    `deployment` output holds the last apply's variables, and the function version behind `live`,
+    whose environment names the registry version it serves), so every machine with the same config
+    gets the same answer, and none keeps a record of its own. The package is uploaded to S3 by its
+    sha256, so any machine can apply, roll back or destroy without the file."""
+
     name = "aws"
     record_type = LambdaDeployment
 
@@ -98,65 +125,70 @@ class AwsLambdaTarget(DeployTarget):
         backend = {"bucket": aws.state_bucket, "key": aws.state_key, "region": aws.region, "use_lockfile": "true"}
         return backend | ({"use_path_style": "true"} if aws.s3_path_style else {})
 
-    def variables(self, built: BentoBuild, package: LambdaPackage, live_version: str | None) -> dict[str, Any]:
+    def _lambda(self) -> Any:  # noqa: ANN401 - a boto3 client
+        import boto3
+
+        return boto3.client("lambda", region_name=self.config.deploy.aws.region)
+
+    def variables(self, built: BentoBuild, package: UploadedPackage, live_version: str | None, previous_live_version: str | None) -> dict[str, Any]:
         return {
             "region": self.config.deploy.aws.region,
             "name": self.config.deploy.aws.function_name,
-            "package_file": str(package.path),
-            "package_sha256": package.sha256_base64,
+            "package_s3_bucket": package.bucket,
+            "package_s3_key": package.key,
+            "package_sha256": package.built.sha256_base64,
             "live_version": live_version,
-            "environment": self.serve_environment(),
+            "previous_live_version": previous_live_version,
+            # Published versions keep their environment: this names what each one serves.
+            "environment": self.serve_environment() | {REGISTRY_VERSION_VARIABLE: built.registry_version},
             "function_tags": {"heartgate-registry-version": built.registry_version, "heartgate-bento": built.bento_tag.replace(":", "-")},
         }
 
-    def package(self, built: BentoBuild) -> LambdaPackage:
+    def package(self, built: BentoBuild) -> UploadedPackage:
+        import boto3
+
         if self.config.deploy.aws.artifact == "image":
             require_docker_engine()
         paths = StatePaths(self.config.state_root)
         wheels = fetch_runtime_wheels(paths.downloads / "lambda-wheels")
         package = build_lambda_package(model_dir(built.model_tag), wheels, self.deploy_dir / "packages" / f"heartgate-v{built.registry_version}.zip")
         self.log(f"Lambda zip package: {package.size_bytes / 2**20:.1f} MiB, {package.unzipped_bytes / 2**20:.1f} MiB unzipped (limit 250 MiB)")
-        return package
+        aws = self.config.deploy.aws
+        uploaded = UploadedPackage(built=package, bucket=aws.package_bucket or aws.state_bucket, key=f"heartgate/packages/{package.sha256_hex}.zip")
+        boto3.client("s3", region_name=aws.region).upload_file(str(package.path), uploaded.bucket, uploaded.key)
+        self.log(f"uploaded to s3://{uploaded.bucket}/{uploaded.key}")
+        return uploaded
 
     def apply(self, built: BentoBuild) -> Deployment:
         package = self.package(built)
         terraform = self.terraform()
-        previous = self.current()
-        variables = self.variables(built, package, previous.live_version if previous else None)
+        previous = self._deployed(terraform)
+        live, before_live = (previous.live_version, previous.previous_live_version) if previous else (None, None)
+        variables = self.variables(built, package, live, before_live)
         with Transaction(self.log) as undo:
             undo.on_failure("keep `live` where it was", lambda _: self._put_back(terraform, previous, variables))
             try:
                 terraform.apply(variables)
                 outputs = terraform.outputs()
-                self.smoke_test(outputs, package, built)
+                self.smoke_test(outputs, package.built, built)
             except HeartgateError as failure:
                 raise DeployFailed(f"deploy of {built.bento_tag} to aws failed: {failure}") from failure
 
         published = str(outputs["published_version"])
-        terraform.apply(variables | {"live_version": published})
-        deployment = self.deployment(
-            built, str(outputs["url"]), variables | {"live_version": published}, live_version=published,
-            previous_live_version=previous.live_version if previous else None,
-            previous_registry_version=previous.registry_version if previous else None,
-        )  # fmt: skip
-        self.record(deployment)
+        terraform.apply(variables | {"live_version": published, "previous_live_version": previous.live_version if previous else None})
         self.log(f"`live` -> function version {published} (registry version {built.registry_version})")
-        return deployment
+        return self._deployed(terraform)
 
     def _put_back(self, terraform: Terraform, previous: LambdaDeployment | None, variables: dict[str, Any]) -> str:
-        if previous is None:
+        if previous is None:  # the shared state says nothing was serving: a first deploy leaves nothing behind
             terraform.destroy(variables)
             return "nothing was deployed before, so the stack was removed"
         # `live` moves only after the smoke test passed: it still points at the previous version.
         return f"`live` stays on function version {previous.live_version} (registry version {previous.registry_version})"
 
     def smoke_test(self, outputs: dict[str, Any], package: LambdaPackage, built: BentoBuild) -> None:
-        import boto3
-
         published = str(outputs["published_version"])
-        function = boto3.client("lambda", region_name=self.config.deploy.aws.region).get_function(
-            FunctionName=outputs["function_name"], Qualifier=published
-        )["Configuration"]
+        function = self._lambda().get_function(FunctionName=outputs["function_name"], Qualifier=published)["Configuration"]
         if function["CodeSha256"] != package.sha256_base64:
             raise SmokeTestFailed(f"function version {published} runs code {function['CodeSha256']}, not the package {package.sha256_base64}")
         payload = smoke_payload(model_dir(built.model_tag))  # the package was built from this model dir
@@ -173,6 +205,29 @@ class AwsLambdaTarget(DeployTarget):
     def serving_again(self, deployment: Deployment) -> str:
         return f"`live` is on function version {deployment.variables['live_version']} again"
 
+    def current(self) -> LambdaDeployment | None:
+        """What `live` serves, read now from the Terraform remote state and Lambda."""
+        return self._deployed(self.terraform())
+
+    def _deployed(self, terraform: Terraform) -> LambdaDeployment | None:
+        outputs = terraform.outputs()
+        if "deployment" not in outputs:
+            return None
+        live, previous = str(outputs["live_version"]), outputs["deployment"]["previous_live_version"]
+        return LambdaDeployment(
+            target=self.name, url=str(outputs["url"]), bento_tag=f"{BENTO_NAME}:v{self._serves(live)}", registry_version=self._serves(live),
+            variables=outputs["deployment"] | {"live_version": live}, live_version=live, previous_live_version=previous,
+            previous_registry_version=self._serves(previous) if previous else None,
+        )  # fmt: skip
+
+    def _serves(self, function_version: str) -> str:
+        """The registry version a published function version serves (from its own environment)."""
+        function = self._lambda().get_function_configuration(FunctionName=self.config.deploy.aws.function_name, Qualifier=function_version)
+        return ((function.get("Environment") or {}).get("Variables") or {}).get(REGISTRY_VERSION_VARIABLE, "unknown")
+
+    def record(self, deployment: Deployment) -> None:
+        """Nothing to write: the Terraform remote state is the record."""
+
     def roll_back(self, version: str) -> Deployment:
         """Move `live` back to the function version before the current one, if it serves `version`."""
         current = self.current()
@@ -182,19 +237,13 @@ class AwsLambdaTarget(DeployTarget):
             raise RollbackError(
                 f"the function version before `live` serves registry version {current.previous_registry_version}, not @previous {version}"
             )
-        variables = current.variables | {"live_version": current.previous_live_version}
-        self.terraform().apply(variables)
-        rolled = LambdaDeployment(
-            target=self.name, url=current.url, bento_tag=f"heartgate:v{version}", registry_version=version,
-            variables=variables, live_version=current.previous_live_version,
-        )  # fmt: skip
-        self.record(rolled)
+        terraform = self.terraform()
+        terraform.apply(current.variables | {"live_version": current.previous_live_version, "previous_live_version": None})
+        rolled = self._deployed(terraform)
         self.log(f"`live` -> function version {rolled.live_version} (registry version {rolled.registry_version})")
         return rolled
 
     def health(self, deployment: Deployment) -> str:
-        import boto3
-
         aws = self.config.deploy.aws
-        alias = boto3.client("lambda", region_name=aws.region).get_alias(FunctionName=aws.function_name, Name="live")
+        alias = self._lambda().get_alias(FunctionName=aws.function_name, Name="live")
         return f"`live` on function version {alias['FunctionVersion']}"

@@ -102,7 +102,7 @@ class DeployTarget(ABC):
         if deployed is None:
             return None
         self.terraform().destroy(deployed.variables)
-        (self.deploy_dir / RECORD_FILE).unlink()
+        (self.deploy_dir / RECORD_FILE).unlink(missing_ok=True)
         return deployed
 
     def deployment(self, built: BentoBuild, url: str, variables: dict[str, Any], **extra: Any) -> Deployment:

@@ -58,7 +58,10 @@ def cloud(moto_server, tmp_path_factory):
     first = heartgate("run", "--auto-approve", "--set", "train.epochs=5")
     assert first.returncode == 0, first.stderr[-3000:]
     config = load_config(overrides={"state_dir": str(state), "deploy": {"target": "aws", "aws": {"s3_path_style": True}}})
-    return {"state": state, "env": env, "aws": clients, "heartgate": heartgate, "first": first, "config": config, "outputs": outputs}
+    with pytest.MonkeyPatch.context() as patch:  # this process reads the shared state too (target.current())
+        for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            patch.setenv(key, env[key])
+        yield {"state": state, "env": env, "aws": clients, "heartgate": heartgate, "first": first, "config": config, "outputs": outputs}
 
 
 def live(cloud) -> str:
@@ -72,9 +75,21 @@ def aliases(cloud) -> dict[str, str]:
     return {k: str(v) for k, v in client.get_registered_model("heartgate-ecg-autoencoder").aliases.items()}
 
 
+def live_package(cloud) -> Path:
+    """The zip `live` runs, fetched from S3 by the key in the Terraform state (no machine keeps it)."""
+    variables = target_for(cloud["config"]).current().variables
+    path = cloud["state"].parent / "live-package" / variables["package_s3_key"]
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cloud["aws"]["s3"].download_file(variables["package_s3_bucket"], variables["package_s3_key"], str(path))
+    return path
+
+
 def test_the_stack_is_deployed_as_declared(cloud):
     deployed = target_for(cloud["config"]).current()
-    package = Path(deployed.variables["package_file"])
+    package = live_package(cloud)
+    assert deployed.variables["package_s3_key"] == f"heartgate/packages/{hashlib.sha256(package.read_bytes()).hexdigest()}.zip"
+    assert (deployed.registry_version, deployed.bento_tag) == ("1", "heartgate:v1")
     assert deployed.live_version == live(cloud) == "1"
     function = cloud["aws"]["lambda"].get_function(FunctionName="heartgate", Qualifier="1")["Configuration"]
     assert function["CodeSha256"] == base64.b64encode(hashlib.sha256(package.read_bytes()).digest()).decode()
@@ -102,7 +117,7 @@ def test_a_second_plan_is_empty(cloud):
 
 
 def test_the_package_is_small_and_self_contained(cloud):
-    package = Path(target_for(cloud["config"]).current().variables["package_file"])
+    package = live_package(cloud)
     with zipfile.ZipFile(package) as archive:
         unzipped = sum(info.file_size for info in archive.infolist())
         names = set(archive.namelist())
@@ -121,7 +136,7 @@ print(json.dumps([handler(event) for event in json.loads(sys.stdin.read())]))
 
 
 def run_handler(cloud, events: list[dict]) -> list[dict]:
-    package = Path(target_for(cloud["config"]).current().variables["package_file"])
+    package = live_package(cloud)
     unpacked = cloud["state"].parent / "unpacked"
     if not unpacked.exists():
         with zipfile.ZipFile(package) as archive:
@@ -189,6 +204,42 @@ def test_status_reads_the_live_alias_from_aws(cloud):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "aws: heartgate:v1 at " in result.stdout and "(`live` on function version 1)" in result.stdout
     assert "@production: version 1" in result.stdout
+
+
+def stack_resources(cloud) -> tuple:
+    """What a destroy would remove: the function, the HTTP API, the role, the log group."""
+    aws = cloud["aws"]
+    return (
+        aws["lambda"].get_function(FunctionName="heartgate")["Configuration"]["FunctionName"],
+        [api["Name"] for api in aws["apigatewayv2"].get_apis()["Items"]],
+        aws["iam"].get_role(RoleName="heartgate-lambda")["Role"]["RoleName"],
+        [group["logGroupName"] for group in aws["logs"].describe_log_groups(logGroupNamePrefix="/aws/lambda/heartgate")["logGroups"]],
+    )
+
+
+def test_a_failing_deploy_from_another_machine_leaves_the_stack_serving(cloud, reference_csv_gz):
+    """Machine B: a state dir of its own (no file of A's), the same registry and the same Terraform
+    state in S3. Its candidate passes the gate but its deploy fails the smoke test: `live` stays on
+    A's version, every resource stays, and B's status names A's version."""
+    serving = stack_resources(cloud)
+    machine_b = cloud["state"].parent / "machine-b"
+    shared = ("--tracking-uri", StatePaths(cloud["state"]).mlflow_tracking_uri, "--state-dir", str(machine_b), *AWS_FLAGS)
+
+    def heartgate_b(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "heartgate.cli", *args, *shared], env=cloud["env"], capture_output=True, text=True, timeout=900)
+        cloud["outputs"].append(result.stdout + result.stderr)
+        return result
+
+    data = ("--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")  # the same beats as A's
+    failed = heartgate_b("run", "--auto-approve", "--set", "train.epochs=20", "--set", "serve.max_rows=1", *data)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    assert "answered HTTP 413" in failed.stderr and "`live` stays on function version 1 (registry version 1)" in failed.stderr
+    assert live(cloud) == "1" and stack_resources(cloud) == serving
+    assert aliases(cloud)[PRODUCTION_ALIAS] == "1"
+    status = heartgate_b("status")
+    assert status.returncode == 0, status.stderr[-3000:]
+    assert "aws: heartgate:v1 at " in status.stdout and "(`live` on function version 1)" in status.stdout
+    assert not (machine_b / "deploy" / "aws" / "deployed.json").exists()
 
 
 def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):

@@ -24,7 +24,7 @@ def test_the_config_chooses_the_target(tmp_path):
     local = target_for(load_config(overrides={"state_dir": str(tmp_path)}))
     aws = target_for(load_config(overrides={"state_dir": str(tmp_path), "deploy": {"target": "aws"}}))
     assert isinstance(local, LocalTarget) and isinstance(aws, AwsLambdaTarget)
-    assert local.current() is None and aws.current() is None  # nothing recorded in a new state dir
+    assert local.current() is None  # nothing recorded in a new state dir (aws reads S3: tests/flows/test_aws.py)
     assert local.backend_config() == {"path": str(tmp_path / "terraform" / "local" / "terraform.tfstate")}
     assert aws.backend_config()["use_lockfile"] == "true"
 

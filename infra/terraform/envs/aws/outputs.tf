@@ -27,3 +27,18 @@ output "code_sha256" {
   description = "Base64 sha256 of the deployed package."
   value       = module.service.code_sha256
 }
+
+output "deployment" {
+  description = "The variables of the last apply: any machine reads, rolls back or destroys the deployment from this state alone."
+  value = {
+    region                = var.region
+    name                  = var.name
+    package_s3_bucket     = var.package_s3_bucket
+    package_s3_key        = var.package_s3_key
+    package_sha256        = var.package_sha256
+    live_version          = var.live_version
+    previous_live_version = var.previous_live_version
+    environment           = var.environment
+    function_tags         = var.function_tags
+  }
+}

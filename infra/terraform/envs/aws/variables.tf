@@ -9,9 +9,14 @@ variable "name" {
   default     = "heartgate"
 }
 
-variable "package_file" {
+variable "package_s3_bucket" {
   type        = string
-  description = "Path of the Lambda zip package."
+  description = "S3 bucket holding the Lambda zip package."
+}
+
+variable "package_s3_key" {
+  type        = string
+  description = "S3 key of the Lambda zip package (named by its sha256)."
 }
 
 variable "package_sha256" {
@@ -22,6 +27,12 @@ variable "package_sha256" {
 variable "live_version" {
   type        = string
   description = "Published version the `live` alias points at; null on a first deploy."
+  default     = null
+}
+
+variable "previous_live_version" {
+  type        = string
+  description = "The version `live` pointed at before `live_version` (what a rollback goes back to); kept in the state."
   default     = null
 }
 

@@ -39,7 +39,8 @@ resource "aws_cloudwatch_log_group" "this" {
 resource "aws_lambda_function" "this" {
   function_name    = var.name
   role             = aws_iam_role.this.arn
-  filename         = var.package_file
+  s3_bucket        = var.package_s3_bucket
+  s3_key           = var.package_s3_key
   source_code_hash = var.package_sha256
   handler          = var.handler
   runtime          = var.runtime

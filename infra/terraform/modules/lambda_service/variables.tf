@@ -3,9 +3,14 @@ variable "name" {
   description = "Name of the service: the Lambda function, its role, log group, ECR repository and HTTP API."
 }
 
-variable "package_file" {
+variable "package_s3_bucket" {
   type        = string
-  description = "Path of the Lambda zip package (handler, ONNX model, onnxruntime and numpy for the Lambda platform)."
+  description = "S3 bucket holding the Lambda zip package (handler, ONNX model, onnxruntime and numpy for the Lambda platform)."
+}
+
+variable "package_s3_key" {
+  type        = string
+  description = "S3 key of the zip package; the same on every machine, so any of them can apply, roll back or destroy."
 }
 
 variable "package_sha256" {
