@@ -1,8 +1,10 @@
 """approval: a person decides, in the Prefect UI or with `heartgate approve/reject`.
 
-The flow pauses with typed input (`Approval`); the pause's description holds the gate's table and
-what would be deployed, so the decision can be made from the UI alone. Unanswered within
-`approval.timeout_s` means not approved. Pausing is only possible in the flow itself, not inside a
+The flow waits for typed input (`Approval`): a run from a deployment suspends (it holds no worker
+and resumes on any worker, heartgate.resume), a run in a terminal pauses in place. The request's
+description holds the gate's table and what would be deployed, so the decision can be made from
+the UI alone. Unanswered within `approval.timeout_s` means not approved; answers from reviewers
+outside `approval.approvers` are ignored. Pausing is only possible in the flow itself, not inside a
 task, so `request_approval` is a plain function the flow calls; the record-approval task writes
 the answer into the lineage with `approval_tags`. `answer_paused_run` and `waiting_runs` are what
 `heartgate approve/reject/pending` use.
@@ -141,10 +143,12 @@ class ApprovalError(HeartgateError):
     """An answer could not be given to a waiting run."""
 
 
-def answer_paused_run(flow_run_id: str, approve: bool, reviewer: str, comment: str = "") -> str:
+def answer_paused_run(flow_run_id: str, approve: bool, reviewer: str, comment: str = "", approvers: tuple[str, ...] = ()) -> str:
     """Give a paused run its answer through Prefect's own resume API (what the UI's form does).
 
-    Returns the run's name. Refuses, in one line, a run that does not exist or is not waiting."""
+    Returns the run's name. Refuses, in one line, a run that does not exist or is not waiting, and
+    a reviewer outside `approvers` (the run would ignore the answer; the UI's answers are checked
+    by the run itself)."""
     from uuid import UUID
 
     from prefect import get_client
@@ -160,6 +164,8 @@ def answer_paused_run(flow_run_id: str, approve: bool, reviewer: str, comment: s
         answer = Approval(approve=approve, reviewer=reviewer.strip(), comment=comment)
     except ValidationError as exc:
         raise ApprovalError(f"invalid answer: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    if approvers and answer.reviewer not in approvers:
+        raise ApprovalError(f"{answer.reviewer!r} is not one of approval.approvers ({', '.join(approvers)}): the run would ignore this answer")
     with get_client(sync_client=True) as client:
         try:
             run = client.read_flow_run(run_id)

@@ -133,7 +133,7 @@ def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
     approve = args.command == "approve"
     with prefect_session():
-        name = answer_paused_run(args.flow_run_id, approve, args.reviewer, args.comment)
+        name = answer_paused_run(args.flow_run_id, approve, args.reviewer, args.comment, approvers=config.approval.approvers)
     print(f"{'approved' if approve else 'rejected'} flow run {name} as {args.reviewer}")
 
 

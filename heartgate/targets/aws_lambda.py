@@ -23,12 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.contracts import BentoBuild, Deployment
 from heartgate.errors import HeartgateError
-from heartgate.lambda_package import (
-    HANDLER_MODULE,
-    LambdaPackage,
-    build_lambda_package,
-    fetch_runtime_wheels,
-)
+from heartgate.lambda_package import HANDLER_MODULE, LambdaPackage, build_lambda_package, fetch_runtime_wheels
 from heartgate.served_model import BENTO_NAME
 from heartgate.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
@@ -214,8 +209,9 @@ class AwsLambdaTarget(DeployTarget):
         if "deployment" not in outputs:
             return None
         live, previous = str(outputs["live_version"]), outputs["deployment"]["previous_live_version"]
+        serves = self._serves(live)
         return LambdaDeployment(
-            target=self.name, url=str(outputs["url"]), bento_tag=f"{BENTO_NAME}:v{self._serves(live)}", registry_version=self._serves(live),
+            target=self.name, url=str(outputs["url"]), bento_tag=f"{BENTO_NAME}:v{serves}", registry_version=serves,
             variables=outputs["deployment"] | {"live_version": live}, live_version=live, previous_live_version=previous,
             previous_registry_version=self._serves(previous) if previous else None,
         )  # fmt: skip

@@ -262,3 +262,33 @@ def test_two_runs_approved_at_once_never_both_promote(stack):
     )
     assert aliases(state)[PRODUCTION_ALIAS] == winner_version
     assert PREVIOUS_ALIAS not in aliases(state)
+
+
+def test_only_an_answer_from_the_configured_approvers_counts(stack):
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    state = stack["root"] / "approvers"
+    only_alice = ("--set", "approval.approvers=[alice]")
+    run = FlowProcess(stack, state, "--set", "train.epochs=3", *only_alice)
+    run_id = run.waiting_run_id()
+    refused = heartgate(stack, "approve", run_id, "--reviewer", "mallory", "--state-dir", str(state), *only_alice)
+    assert refused.returncode == 1
+    assert last_line(refused.stderr) == "heartgate: error: 'mallory' is not one of approval.approvers (alice): the run would ignore this answer"
+    # The UI's form goes to Prefect directly: the run itself ignores the answer and waits on.
+    with temporary_settings(updates={PREFECT_API_URL: stack["api"]}), get_client(sync_client=True) as client:
+        resume_flow_run(run_id, run_input={"approve": True, "reviewer": "mallory", "comment": "let me in"})
+        deadline = time.monotonic() + 60
+        while "answer from 'mallory' ignored: not one of approval.approvers (alice); still waiting" not in run.log.read_text():
+            assert time.monotonic() < deadline, run.log.read_text()[-2000:]
+            time.sleep(0.5)
+        while not client.read_flow_run(run_id).state.is_paused():
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert PRODUCTION_ALIAS not in aliases(state)
+    answer = heartgate(stack, "approve", run_id, "--reviewer", "alice", "--state-dir", str(state), *only_alice)
+    assert answer.returncode == 0, answer.stderr
+    returncode, out, err = run.finish()
+    assert returncode == 0, err[-3000:]
+    assert "promoted version 1 to @production (approved by alice)" in out
