@@ -217,29 +217,37 @@ def stack_resources(cloud) -> tuple:
     )
 
 
-def test_a_failing_deploy_from_another_machine_leaves_the_stack_serving(cloud, reference_csv_gz):
-    """Machine B: a state dir of its own (no file of A's), the same registry and the same Terraform
-    state in S3. Its candidate passes the gate but its deploy fails the smoke test: `live` stays on
-    A's version, every resource stays, and B's status names A's version."""
-    serving = stack_resources(cloud)
-    machine_b = cloud["state"].parent / "machine-b"
-    shared = ("--tracking-uri", StatePaths(cloud["state"]).mlflow_tracking_uri, "--state-dir", str(machine_b), *AWS_FLAGS)
+@pytest.fixture(scope="module")
+def machine_b(cloud, reference_csv_gz):
+    """`heartgate` on machine B: a state dir of its own (no file of A's), the same registry and the
+    same Terraform state in S3, the same beats."""
+    state = cloud["state"].parent / "machine-b"
+    shared = ("--tracking-uri", StatePaths(cloud["state"]).mlflow_tracking_uri, "--state-dir", str(state), *AWS_FLAGS)
+    data = ("--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")
 
     def heartgate_b(*args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "heartgate.cli", *args, *shared], env=cloud["env"], capture_output=True, text=True, timeout=900)
+        command = [sys.executable, "-m", "heartgate.cli", *args, *shared, *(data if args[0] == "run" else ())]
+        result = subprocess.run(command, env=cloud["env"], capture_output=True, text=True, timeout=900)
         cloud["outputs"].append(result.stdout + result.stderr)
         return result
 
-    data = ("--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")  # the same beats as A's
-    failed = heartgate_b("run", "--auto-approve", "--set", "train.epochs=20", "--set", "serve.max_rows=1", *data)
+    heartgate_b.state = state
+    return heartgate_b
+
+
+def test_a_failing_deploy_from_another_machine_leaves_the_stack_serving(cloud, machine_b):
+    """B's candidate passes the gate but its deploy fails the smoke test: `live` stays on A's
+    version, every resource stays, and B's status names A's version."""
+    serving = stack_resources(cloud)
+    failed = machine_b("run", "--auto-approve", "--set", "train.epochs=20", "--set", "serve.max_rows=1")
     assert failed.returncode == 1, failed.stderr[-3000:]
     assert "answered HTTP 413" in failed.stderr and "`live` stays on function version 1 (registry version 1)" in failed.stderr
     assert live(cloud) == "1" and stack_resources(cloud) == serving
     assert aliases(cloud)[PRODUCTION_ALIAS] == "1"
-    status = heartgate_b("status")
+    status = machine_b("status")
     assert status.returncode == 0, status.stderr[-3000:]
     assert "aws: heartgate:v1 at " in status.stdout and "(`live` on function version 1)" in status.stdout
-    assert not (machine_b / "deploy" / "aws" / "deployed.json").exists()
+    assert not (machine_b.state / "deploy" / "aws" / "deployed.json").exists()
 
 
 def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
@@ -275,6 +283,16 @@ def test_the_image_artifact_stops_at_the_missing_docker_engine():
     assert "no Docker engine is running" in str(raised.value)
     assert "the zip package (deploy.aws.artifact: zip, the default) needs no Docker" in str(raised.value)
     assert (PROJECT_ROOT / "docker" / "Dockerfile.lambda").is_file()
+
+
+def test_undeploy_from_another_machine_removes_what_the_first_deployed(cloud, machine_b):
+    removed = machine_b("undeploy")
+    assert removed.returncode == 0, removed.stderr[-3000:]
+    assert removed.stdout.startswith("stopped serving heartgate:v1 at ")
+    assert cloud["aws"]["lambda"].list_functions()["Functions"] == [] and cloud["aws"]["apigatewayv2"].get_apis()["Items"] == []
+    for machine in (machine_b, cloud["heartgate"]):  # the same answer from both machines
+        status = machine("status")
+        assert status.returncode == 0 and status.stdout.startswith("aws: nothing deployed"), status.stdout + status.stderr
 
 
 def test_the_secret_never_lands_anywhere(cloud):
