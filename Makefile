@@ -15,7 +15,7 @@ help: ## Show this help
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "heartgate: error: $(PYTHON) not found (Python 3.11 is required)" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -45,9 +45,10 @@ flow-image: ## Build the flow-runner image (docker/Dockerfile.flow) for Docker/K
 	@docker info >/dev/null 2>&1 || { echo "heartgate: error: no Docker engine is running here: the flow-runner image (docker/Dockerfile.flow) is built where one is" >&2; exit 1; }
 	docker build -f docker/Dockerfile.flow -t heartgate-flow:$$(git rev-parse --short HEAD) .
 
-lock: ## Re-pin requirements.lock from the current virtual environment
-	{ echo "# Every package, exact. Regenerate with \`make lock\` after changing pyproject.toml."; \
-	  $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^heartgate'; } > requirements.lock
+lock: ## Re-pin requirements.lock from the current virtual environment, every package with its sha256
+	{ echo "#"; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -e '^heartgate' -e '^uv=='; } > requirements.lock
+	$(BIN)/python -m pip install --quiet --dry-run --ignore-installed --no-deps --report $(VENV)/lock-report.json -r requirements.lock
+	$(BIN)/python scripts/pin_hashes.py $(VENV)/lock-report.json requirements.lock
 
 clean: ## Remove the virtual environment (state in .heartgate/ is kept)
 	rm -rf $(VENV)
