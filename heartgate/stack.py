@@ -155,12 +155,12 @@ def ensure_work_pool(config: HeartgateConfig, env: Mapping[str, str]) -> str:
     local = StatePaths(config.state_root).prefect_home / "storage"
     block = RemoteFileSystem(basepath=storage) if storage else LocalFileSystem(basepath=str(local))
     settings = {PREFECT_API_URL: env["PREFECT_API_URL"], PREFECT_API_AUTH_STRING: env.get(secrets.PREFECT_AUTH)}
-    with temporary_settings(updates=settings), get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=config.stack.work_pool, type="process"))
-        except ObjectAlreadyExists:
-            pass
     with temporary_settings(updates=settings):
+        with get_client(sync_client=True) as client:
+            try:
+                client.create_work_pool(WorkPoolCreate(name=config.stack.work_pool, type="process"))
+            except ObjectAlreadyExists:
+                pass
         block.save(RESULTS_BLOCK, overwrite=True)
     return f"{block.get_block_type_slug()}/{RESULTS_BLOCK}"
 

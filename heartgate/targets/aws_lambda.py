@@ -157,7 +157,7 @@ class AwsLambdaTarget(DeployTarget):
     def apply(self, built: BentoBuild) -> Deployment:
         package = self.package(built)
         terraform = self.terraform()
-        previous = self._deployed(terraform)
+        previous = self.current(terraform)
         live, before_live = (previous.live_version, previous.previous_live_version) if previous else (None, None)
         variables = self.variables(built, package, live, before_live)
         with Transaction(self.log) as undo:
@@ -172,7 +172,7 @@ class AwsLambdaTarget(DeployTarget):
         published = str(outputs["published_version"])
         terraform.apply(variables | {"live_version": published, "previous_live_version": previous.live_version if previous else None})
         self.log(f"`live` -> function version {published} (registry version {built.registry_version})")
-        return self._deployed(terraform)
+        return self.current(terraform)
 
     def _put_back(self, terraform: Terraform, previous: LambdaDeployment | None, variables: dict[str, Any]) -> str:
         if previous is None:  # the shared state says nothing was serving: a first deploy leaves nothing behind
@@ -200,12 +200,9 @@ class AwsLambdaTarget(DeployTarget):
     def serving_again(self, deployment: Deployment) -> str:
         return f"`live` is on function version {deployment.variables['live_version']} again"
 
-    def current(self) -> LambdaDeployment | None:
+    def current(self, terraform: Terraform | None = None) -> LambdaDeployment | None:
         """What `live` serves, read now from the Terraform remote state and Lambda."""
-        return self._deployed(self.terraform())
-
-    def _deployed(self, terraform: Terraform) -> LambdaDeployment | None:
-        outputs = terraform.outputs()
+        outputs = (terraform or self.terraform()).outputs()
         if "deployment" not in outputs:
             return None
         live, previous = str(outputs["live_version"]), outputs["deployment"]["previous_live_version"]
@@ -226,16 +223,16 @@ class AwsLambdaTarget(DeployTarget):
 
     def roll_back(self, version: str) -> Deployment:
         """Move `live` back to the function version before the current one, if it serves `version`."""
-        current = self.current()
+        terraform = self.terraform()
+        current = self.current(terraform)
         if current is None or current.previous_live_version is None:
             raise RollbackError("nothing to roll back to on aws: no earlier function version was live")
         if current.previous_registry_version != version:
             raise RollbackError(
                 f"the function version before `live` serves registry version {current.previous_registry_version}, not @previous {version}"
             )
-        terraform = self.terraform()
         terraform.apply(current.variables | {"live_version": current.previous_live_version, "previous_live_version": None})
-        rolled = self._deployed(terraform)
+        rolled = self.current(terraform)
         self.log(f"`live` -> function version {rolled.live_version} (registry version {rolled.registry_version})")
         return rolled
 

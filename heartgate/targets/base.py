@@ -78,8 +78,9 @@ class DeployTarget(ABC):
         serve = self.config.serve
         return {"HEARTGATE_SERVE__MAX_ROWS": str(serve.max_rows), "HEARTGATE_SERVE__MAX_BODY_BYTES": str(serve.max_body_bytes)}
 
-    def current(self) -> Deployment | None:
-        """The last deployment that passed its smoke test, as recorded."""
+    def current(self, terraform: Terraform | None = None) -> Deployment | None:
+        """The last deployment that passed its smoke test, as recorded (a target whose record is
+        its Terraform state reads it through `terraform`, if it is already initialized)."""
         record = self.deploy_dir / RECORD_FILE
         return self.record_type.model_validate_json(record.read_text()) if record.exists() else None
 
@@ -98,10 +99,11 @@ class DeployTarget(ABC):
 
     def undeploy(self) -> Deployment | None:
         """Destroy what Terraform deployed on the target; returns what was there."""
-        deployed = self.current()
+        terraform = self.terraform()
+        deployed = self.current(terraform)
         if deployed is None:
             return None
-        self.terraform().destroy(deployed.variables)
+        terraform.destroy(deployed.variables)
         (self.deploy_dir / RECORD_FILE).unlink(missing_ok=True)
         return deployed
 

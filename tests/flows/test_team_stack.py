@@ -88,11 +88,13 @@ def team(moto_server, reference_csv_gz):
     up = heartgate(env, "up", *cli, "--state-dir", str(root / "state"))
     assert up.returncode == 0, up.stderr[-3000:]
     api = re.search(r"PREFECT_API_URL=(\S+)", up.stdout).group(1)
-    yield {
-        "root": root, "state": root / "state", "env": env | {"PREFECT_API_URL": api}, "cli": cli, "api": api, "s3": s3,
-        "commit": commit, "mlflow": config["mlflow"]["tracking_uri"], "postgres_port": ports["postgres_port"],
-        "serve_port": config["serve"]["port"],
-    }  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:  # this process reads the registry as a team member, for the module only
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            patch.setenv(name, CREDENTIALS[name])
+        yield {
+            "root": root, "state": root / "state", "env": env | {"PREFECT_API_URL": api}, "cli": cli, "api": api, "s3": s3,
+            "commit": commit, "mlflow": config["mlflow"]["tracking_uri"], "postgres_port": ports["postgres_port"],
+        }  # fmt: skip
     for worker in (root / "state" / "workers").glob("*"):
         heartgate(env, "undeploy", *cli, "--state-dir", str(worker))
     down = heartgate(env, "down", *cli, "--state-dir", str(root / "state"))
@@ -141,8 +143,6 @@ class Api:
 def registry(team):
     import mlflow
 
-    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", CREDENTIALS["MLFLOW_TRACKING_USERNAME"])
-    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", CREDENTIALS["MLFLOW_TRACKING_PASSWORD"])
     return mlflow.MlflowClient(tracking_uri=team["mlflow"])
 
 
