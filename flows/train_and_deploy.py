@@ -10,9 +10,12 @@ from prefect import State, flow, get_run_logger
 from heartgate.approval import refuse_auto_approve, request_approval, timed_out_error
 from heartgate.config import load_config, nest
 from heartgate.contracts import RunSummary
+from heartgate.dependencies import require_dependencies
 from heartgate.lineage import Lineage
+from heartgate.locks import deploy_lock
 from heartgate.outcome import final_state
 from heartgate.promotion import label
+from heartgate.runs import claim
 from heartgate.state import require_shared_state
 from heartgate.transaction import Transaction
 from tasks.approval import record_approval
@@ -21,6 +24,7 @@ from tasks.evaluate import evaluate_and_pick_threshold
 from tasks.gate import promotion_gate
 from tasks.promote import promote, revert_promotion
 from tasks.pull_data import pull_data
+from tasks.reconcile import reconcile
 from tasks.register import register
 from tasks.split_data import split_data
 from tasks.terraform_apply import terraform_apply
@@ -54,9 +58,12 @@ def train_and_deploy_steps(
     overrides = {**(overrides or {}), **({"deploy.target": target} if target else {})}
     config = load_config(config_file, nest(overrides, "."), environ=os.environ, profile=profile)
     require_shared_state(config)  # a worker never forks the team's registry by accident
+    require_dependencies(config)  # MLflow, Prefect, S3 down: one line now, not a traceback later
     refuse_auto_approve(config, auto_approve)
     logger = get_run_logger()
+    claim()  # this run's process, so a run killed with it ends CRASHED instead of RUNNING forever
 
+    reconciled = reconcile(config)  # production is served as @production says before anything else
     data = pull_data(config)
     split = split_data(data, config)
     lineage = Lineage.of_run(data.md5, split.md5, data.source, config.model_hash())
@@ -75,13 +82,13 @@ def train_and_deploy_steps(
             promotion = promote(config, candidate, decision, approval)
 
     if promotion:  # nothing half-deployed: if the build or the deploy fails, production goes back too
-        with Transaction(logger.info) as undo:
+        with deploy_lock(config.deploy.target, config.state_root), Transaction(logger.info) as undo:
             undo.on_failure(f"@production back on {label(promotion.previous)}", lambda failure: revert_promotion(config, promotion, str(failure)))
             bento = build_bento(config, promotion.version)
             deployment = terraform_apply(config, bento)
 
     summary = RunSummary(
-        data=data, split=split, lineage=lineage, trained=trained, evaluation=evaluation,
+        reconciled=reconciled, data=data, split=split, lineage=lineage, trained=trained, evaluation=evaluation,
         candidate=candidate, gate=decision, approval=approval, promotion=promotion, deployment=deployment,
     )  # fmt: skip
     for line in summary.lines():

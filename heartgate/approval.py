@@ -22,6 +22,7 @@ from heartgate.config import HeartgateConfig
 from heartgate.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
 from heartgate.errors import ConfigError, HeartgateError
 from heartgate.lineage import timestamp
+from heartgate.runs import end_dead_runs, gone_process
 
 AUTO_REVIEWER = "auto"
 
@@ -171,6 +172,10 @@ def answer_paused_run(flow_run_id: str, approve: bool, reviewer: str, comment: s
             run = client.read_flow_run(run_id)
         except ObjectNotFound:
             raise ApprovalError(f"no flow run {flow_run_id} on this Prefect server") from None
+    gone = gone_process(run)
+    if gone:  # resuming it would set it RUNNING with nobody to run it
+        end_dead_runs()
+        raise ApprovalError(f"flow run {run.name} ({flow_run_id}) cannot be answered: its process {gone} is gone; it is now CRASHED (start a new run)")
     try:
         resume_flow_run(run_id, run_input=answer.model_dump(include={"approve", "reviewer", "comment"}))
     except NotPausedError:

@@ -17,7 +17,13 @@ from heartgate.config import PROJECT_ROOT, HeartgateConfig
 from heartgate.contracts import BentoBuild
 from heartgate.packaging import module_files
 from heartgate.registry import Registry
-from heartgate.served_model import BENTO_MODEL_NAME, BENTO_NAME, METADATA_FILE, ONNX_FILE, SMOKE_KEY
+from heartgate.served_model import (
+    BENTO_MODEL_NAME,
+    BENTO_NAME,
+    METADATA_FILE,
+    ONNX_FILE,
+    SMOKE_KEY,
+)
 
 SERVICE_MODULE = "service.service"
 SERVICE = f"{SERVICE_MODULE}:Heartgate"
@@ -37,6 +43,11 @@ def served_metadata(model_name: str, version: str, tags: dict[str, str]) -> dict
 
 def tags_for(version: str) -> tuple[str, str]:
     return f"{BENTO_MODEL_NAME}:v{version}", f"{BENTO_NAME}:v{version}"
+
+
+def registry_version_of(bento_tag: str) -> str:
+    """heartgate:v3 -> "3" (the inverse of `tags_for`)."""
+    return bento_tag.rpartition(":v")[2]
 
 
 def _existing(getter, tag: str):  # noqa: ANN001, ANN202

@@ -26,7 +26,7 @@ from heartgate.config import (
 )
 from heartgate.errors import HeartgateError
 from heartgate.outcome import one_line_known_errors
-from heartgate.state import StatePaths, activate
+from heartgate.state import StatePaths, open_state_dir
 from heartgate.targets import target_names
 
 EXIT_ERROR = 1
@@ -73,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = commands.add_parser("rollback", help="put @previous back into production and serving")
     _common(rollback)
-    status = commands.add_parser("status", help="what is deployed where, with its lineage")
+    reconcile = commands.add_parser("reconcile", help="make the target serve @production again (smoke-tested), repairing what a crash left")
+    _common(reconcile)
+    status = commands.add_parser("status", help="desired (@production) and actual serving state, with lineage; exits 1 when they differ")
     _common(status)
-    undeploy = commands.add_parser("undeploy", help="stop serving: terraform destroy on the target")
+    undeploy = commands.add_parser("undeploy", help="stop serving: terraform destroy on the target (reconcile leaves it stopped)")
     _common(undeploy)
 
     stack_up = commands.add_parser("up", help="start the embedded stack: Prefect server + UI, worker, deployments, MLflow UI")
@@ -139,8 +141,11 @@ def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
 def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from heartgate.approval import waiting_runs
+    from heartgate.runs import end_dead_runs
 
     with prefect_session():
+        for line in end_dead_runs():  # a run whose process is gone can no longer take an answer
+            _progress(line)
         runs = waiting_runs()
     for run_id, name, since in runs:
         print(f"{run_id}  {name}  waiting since {since}")
@@ -180,7 +185,19 @@ def command_rollback(args: argparse.Namespace, config: HeartgateConfig, override
         roll_back(config, log=_progress)
 
 
+def command_reconcile(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.reconcile import reconcile
+    from heartgate.runs import end_dead_runs
+
+    with prefect_session():  # the locks and the runs live on the Prefect server
+        for line in end_dead_runs():
+            _progress(line)
+        reconciled = reconcile(config, log=_progress)
+    print(reconciled.message)
+
+
 def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.reconcile import OutOfSync, desired_state, drift, in_sync
     from heartgate.registry import (
         CANDIDATE_ALIAS,
         PREVIOUS_ALIAS,
@@ -189,34 +206,42 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
     )
     from heartgate.targets import target_for
 
-    target = target_for(config, _progress)
-    deployed = target.current()
+    target = target_for(config, log=lambda _: None)  # only the answer: no Terraform progress
     try:
         registry: Registry | None = Registry.for_config(config, existing_only=True)
     except HeartgateError:
         registry = None
-    if deployed is None:
-        print(f"{target.name}: nothing deployed")
-    else:
-        print(f"{deployed.target}: {deployed.bento_tag} at {deployed.url} ({target.health(deployed)})")
-    if deployed is not None and registry is not None:
-        lineage = registry.describe(deployed.registry_version)
+    desired, actual = desired_state(registry, target.name), target.observe()
+    print(f"{target.name}: desired {desired.describe()}; actual {actual.describe()}")
+    if actual.deployed is not None and registry is not None:
+        lineage = registry.describe(actual.deployed)
         tags = lineage["tags"]
         print(
             f"  registry {lineage['name']} v{lineage['version']} {['@' + a for a in lineage['aliases']]}"
             f" -> MLflow run {lineage['run_id']} -> data md5 {tags.get('data_md5')} (split {tags.get('split_md5')})"
-            f" -> bento {deployed.bento_tag} -> terraform state serial {deployed.state_serial}"
+            f" -> bento {tags.get('bento_tag')} -> {tags.get(f'reconciled.{target.name}', 'never reconciled')}"
         )
     for alias in (PRODUCTION_ALIAS, PREVIOUS_ALIAS, CANDIDATE_ALIAS):
         version = registry.alias_version(alias) if registry else None
         print(f"@{alias}: version {version}" if version else f"@{alias}: none")
+    if not in_sync(desired, actual):
+        raise OutOfSync(f"{target.name} is out of sync: {drift(desired, actual)} (run `heartgate reconcile`)")
 
 
 def command_undeploy(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.locks import deploy_lock
+    from heartgate.reconcile import mark_undeployed
+    from heartgate.registry import Registry
     from heartgate.targets import target_for
 
-    removed = target_for(config, _progress).undeploy()
-    print(f"stopped serving {removed.bento_tag} at {removed.url}" if removed else "nothing was deployed")
+    target = target_for(config, _progress)
+    with prefect_session(), deploy_lock(target.name, config.state_root):
+        before = target.observe()
+        target.undeploy()  # verifies that nothing answers any more
+        with contextlib.suppress(HeartgateError):  # no registry yet: nothing would redeploy it anyway
+            mark_undeployed(Registry.for_config(config, existing_only=True), target.name, "heartgate undeploy")
+    served = before.answering or before.deployed
+    print(f"stopped serving version {served} at {before.url}" if served else "nothing was deployed")
 
 
 def _progress(message: str) -> None:
@@ -251,6 +276,7 @@ COMMANDS = {
     "lineage": command_lineage,
     "build-bento": command_build_bento,
     "rollback": command_rollback,
+    "reconcile": command_reconcile,
     "status": command_status,
     "undeploy": command_undeploy,
     "up": command_up,
@@ -263,7 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = overrides_from(args)
         config = load_config(args.config, nest(overrides, "."), environ=os.environ, profile=args.profile)
-        activate(StatePaths(config.state_root))
+        open_state_dir(StatePaths(config.state_root))
+        if args.command not in ("up", "down"):  # those start and stop the servers themselves
+            from heartgate.dependencies import require_dependencies
+
+            require_dependencies(config)
         COMMANDS[args.command](args, config, overrides)
     except HeartgateError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:

@@ -129,6 +129,9 @@ class ServeConfig(_Section):
     port: int = Field(default=3000, gt=0, lt=65536)
     max_rows: int = Field(default=1024, gt=0, description="Most beats in one /predict request (413 above).")
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="Largest request body (413 above).")
+    access_log: bool = Field(default=True, description="One log line per request (off: only errors and start-up).")
+    log_max_bytes: int = Field(default=10 * 2**20, ge=4096, description="The server log rotates at this size.")
+    log_backups: int = Field(default=3, ge=0, description="Rotated server logs kept.")
 
 
 class AwsConfig(_Section):
@@ -213,6 +216,13 @@ class StackConfig(_Section):
     )
 
 
+class DependenciesConfig(_Section):
+    """MLflow, the Prefect API, S3 (the DVC remote, the Terraform state): how long to keep trying
+    one that does not answer before failing in one line that names it."""
+
+    wait_s: float = Field(default=10, gt=0, le=600, description="Seconds of retries before a dependency counts as down.")
+
+
 class HeartgateConfig(_Section):
     state_dir: Path = Field(
         default=Path(".heartgate"),
@@ -229,6 +239,7 @@ class HeartgateConfig(_Section):
     serve: ServeConfig = ServeConfig()
     deploy: DeployConfig = DeployConfig()
     stack: StackConfig = StackConfig()
+    dependencies: DependenciesConfig = DependenciesConfig()
 
     @property
     def state_root(self) -> Path:

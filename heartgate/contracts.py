@@ -204,9 +204,40 @@ class Deployment(_Contract):
     state_serial: int | None = None
 
 
+class ServingState(_Contract):
+    """What a target serves, checked now (never trusted from a record): the actual state that
+    reconcile compares with the desired one (`@production`)."""
+
+    target: str
+    deployed: str | None = None  # the registry version the target's Terraform state deployed
+    answering: str | None = None  # the registry version that answers now (None: nothing answers)
+    url: str | None = None
+    problems: tuple[str, ...] = ()  # what is wrong beyond the version: a dead server, a stray, a stale lock
+
+    def serves(self, version: str | None) -> bool:
+        return not self.problems and self.deployed == self.answering == version
+
+    def describe(self) -> str:
+        if self.deployed is None and self.answering is None and not self.problems:
+            return "nothing deployed"
+        served = f"version {self.deployed} deployed" if self.deployed else "nothing deployed"
+        answers = f"answering as version {self.answering}" if self.answering else "NOT ANSWERING"
+        return "; ".join([f"{served} at {self.url}, {answers}", *self.problems])
+
+
+class Reconciled(_Contract):
+    """What one reconcile found and did on a target."""
+
+    target: str
+    desired: str | None  # the registry version that should serve (None: nothing should)
+    action: Literal["in_sync", "redeployed", "fell_back", "nothing_desired"]
+    message: str  # one line: what serves now and, after a repair, what was wrong
+
+
 class RunSummary(_Contract):
     """What one train-and-deploy run did, step by step; `lines()` is what the CLI prints."""
 
+    reconciled: Reconciled | None  # what the reconcile before the run found and did
     data: DataVersion
     split: SplitVersion
     lineage: Lineage
@@ -234,6 +265,7 @@ class RunSummary(_Contract):
     def lines(self) -> list[str]:
         test = self.evaluation.test
         return [
+            *([f"reconcile: {self.reconciled.message}"] if self.reconciled else []),
             f"data {self.data.md5} ({self.data.rows} beats), split {self.split.md5} {self.split.counts}",
             f"MLflow run {self.trained.run_id}: {self.trained.epochs} epochs in {self.trained.train_seconds:.1f}s",
             f"threshold {self.evaluation.threshold:.5g} ({self.evaluation.threshold_rule}); test precision "

@@ -21,7 +21,11 @@ from heartgate.config import HeartgateConfig
 from heartgate.contracts import DataVersion
 from heartgate.dvc_store import DvcStore
 from heartgate.ecg import parse_canonical_csv, ucr_to_canonical_csv
-from heartgate.errors import DataSourceError, DataValidationError, SourceUnreachableError
+from heartgate.errors import (
+    DataSourceError,
+    DataValidationError,
+    SourceUnreachableError,
+)
 from heartgate.splits import remember_table
 from heartgate.state import StatePaths
 

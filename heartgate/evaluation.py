@@ -16,7 +16,12 @@ import numpy as np
 
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import EvaluationResult, Metrics, TrainResult
-from heartgate.metrics import classification_metrics, pick_threshold, pr_points, roc_points
+from heartgate.metrics import (
+    classification_metrics,
+    pick_threshold,
+    pr_points,
+    roc_points,
+)
 from heartgate.registry import Registry
 from heartgate.scorer import OnnxScorer
 from heartgate.smoke import smoke_beats

@@ -11,7 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from heartgate.config import GateConfig, HeartgateConfig
-from heartgate.contracts import GATED_METRICS, BootstrapBounds, GateDecision, ModelScore, RegisteredVersion
+from heartgate.contracts import (
+    GATED_METRICS,
+    BootstrapBounds,
+    GateDecision,
+    ModelScore,
+    RegisteredVersion,
+)
 from heartgate.metrics import classification_metrics
 from heartgate.registry import PRODUCTION_ALIAS, Registry
 from heartgate.scorer import OnnxScorer

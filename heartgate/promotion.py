@@ -2,26 +2,31 @@
 deploy failed) and roll back (by hand, `heartgate rollback`).
 
 Two runs must never both promote. The move happens only if `@production` still points where it
-pointed when the gate scored the candidate; the check and the move run under a Prefect global
-concurrency limit of one slot per registered model, so they are atomic across processes and
-machines that share the Prefect server (MLflow aliases have no compare-and-set of their own).
+pointed when the gate scored the candidate; the check and the move run under the promotion lock
+(heartgate.locks), so they are atomic across processes and machines that share the Prefect
+server (MLflow aliases have no compare-and-set of their own).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from heartgate.config import HeartgateConfig
-from heartgate.contracts import ApprovalOutcome, Deployment, GateDecision, Promotion, RegisteredVersion
+from heartgate.contracts import (
+    ApprovalOutcome,
+    Deployment,
+    GateDecision,
+    Promotion,
+    RegisteredVersion,
+)
 from heartgate.errors import HeartgateError
 from heartgate.lineage import timestamp
+from heartgate.locks import deploy_lock, promotion_lock
+from heartgate.reconcile import UNDEPLOYED_TAG
 from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
 from heartgate.targets import target_for
 from heartgate.targets.base import RollbackError
 from heartgate.transaction import Transaction
-
-LOCK_TIMEOUT_S = 300
 
 
 class PromotionConflict(HeartgateError):
@@ -42,28 +47,12 @@ def conflict_message(candidate_version: str, scored_against: str | None, now: st
     )
 
 
-@contextlib.contextmanager
-def promotion_lock(model_name: str) -> Iterator[None]:
-    """One promotion at a time per registered model, across every process on this Prefect server."""
-    from prefect import get_client
-    from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists
-
-    name = f"heartgate-promote-{model_name}"
-    with get_client(sync_client=True) as client:
-        # Prefect requires the limit to exist before slots are taken; absent, `concurrency` would not block.
-        with contextlib.suppress(ObjectAlreadyExists):
-            client.upsert_global_concurrency_limit_by_name(name, limit=1)
-    with concurrency(name, occupy=1, strict=True, timeout_seconds=LOCK_TIMEOUT_S):
-        yield
-
-
 def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome) -> Promotion:
     """Move `@production` to the approved candidate, keeping the old one as `@previous`."""
     if not (decision.promotable and approval.approved):
         raise ValueError("only a candidate that passed the gate and was approved can be promoted")
     registry = Registry.for_config(config)
-    with promotion_lock(registry.model_name):
+    with promotion_lock(registry.model_name, config.state_root):
         now = registry.alias_version(PRODUCTION_ALIAS)
         conflict = conflict_message(candidate.version, decision.production_version, now)
         if conflict:
@@ -81,7 +70,7 @@ def revert_promotion(config: HeartgateConfig, promotion: Promotion, reason: str)
     """Put `@production` and `@previous` back where they were before `promotion` (its deploy
     failed). Only if nothing else moved `@production` meanwhile."""
     registry = Registry.for_config(config)
-    with promotion_lock(registry.model_name):
+    with promotion_lock(registry.model_name, config.state_root):
         if registry.alias_version(PRODUCTION_ALIAS) != promotion.version:
             return
         registry.point(PRODUCTION_ALIAS, promotion.previous)
@@ -98,17 +87,19 @@ def roll_back(config: HeartgateConfig, log: Callable[[str], None] = print) -> De
     if previous is None:
         raise RollbackError(f"nothing to roll back to: model {registry.model_name!r} has no @previous version")
     target = target_for(config, log)
-    serving = target.current()
-    with Transaction(log) as undo:
-        deployment = target.roll_back(previous)
-        if serving is not None:
-            undo.on_failure(f"put {serving.bento_tag} back on {target.name}", lambda _: target.restore(serving))
-        with promotion_lock(registry.model_name):
-            now = registry.alias_version(PRODUCTION_ALIAS)
-            if now != current:
-                raise RollbackError(f"@production moved to {label(now)} during the rollback; aliases left as they are")
-            registry.point(PRODUCTION_ALIAS, previous)
-            registry.point(PREVIOUS_ALIAS, None)
+    with deploy_lock(target.name, config.state_root):
+        serving = target.current()
+        with Transaction(log) as undo:
+            deployment = target.roll_back(previous)  # smoke-tested, or the target put back what served
+            if serving is not None:
+                undo.on_failure(f"put {serving.bento_tag} back on {target.name}", lambda _: target.restore(serving))
+            with promotion_lock(registry.model_name, config.state_root):
+                now = registry.alias_version(PRODUCTION_ALIAS)
+                if now != current:
+                    raise RollbackError(f"@production moved to {label(now)} during the rollback; aliases left as they are")
+                registry.point(PRODUCTION_ALIAS, previous)
+                registry.point(PREVIOUS_ALIAS, None)
+        registry.tag_model(UNDEPLOYED_TAG.format(target=target.name), None)
     if current:
         registry.tag(current, {"rolled_back": f"{timestamp()}: production rolled back to version {previous}"})
     log(f"rolled back: @production is version {previous} (was {current or 'none'}), serving at {deployment.url}")

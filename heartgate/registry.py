@@ -104,6 +104,24 @@ class Registry:
         else:
             self.client.set_registered_model_alias(self.model_name, alias, version)
 
+    def model_tags(self) -> dict[str, str]:
+        """The registered model's own tags ({} before the first registration)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self.client.get_registered_model(self.model_name).tags)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return {}
+            raise
+
+    def tag_model(self, key: str, value: str | None) -> None:
+        """Set a tag on the registered model, or remove it (None)."""
+        if value is not None:
+            self.client.set_registered_model_tag(self.model_name, key, value)
+        elif key in self.model_tags():
+            self.client.delete_registered_model_tag(self.model_name, key)
+
     def describe(self, version_or_alias: str) -> dict[str, Any]:
         from mlflow.exceptions import MlflowException
 

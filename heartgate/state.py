@@ -112,6 +112,49 @@ def activate(paths: StatePaths) -> None:
     for directory in (paths.root, paths.tmp, paths.home, paths.prefect_home, paths.mlflow_artifacts):
         directory.mkdir(parents=True, exist_ok=True)
     os.environ.update(runtime_environment(paths))
+    for name, value in CLIENT_RETRY_DEFAULTS.items():  # the user's own settings win
+        os.environ.setdefault(name, value)
+
+
+# MLflow's client retries a dead server for minutes by default (7 retries, backoff factor 2): a
+# server that goes down mid-run fails the step within seconds instead.
+CLIENT_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+class StateDirError(ConfigError):
+    """The state dir (or a file in it) cannot be written."""
+
+
+def open_state_dir(paths: StatePaths) -> None:
+    """`activate`, for the CLI: a state dir that cannot be created or written is one line."""
+    try:
+        activate(paths)
+    except OSError as exc:
+        raise StateDirError(f"cannot write the state dir: {exc.filename or paths.root}: {exc.strerror or exc}") from None
+    require_writable(paths)
+
+
+def require_writable(paths: StatePaths) -> None:
+    """One line naming the path, instead of a timeout 39 lines further down, when the state dir
+    is read-only or full: write a probe file in it, and check the databases in it are writable."""
+    import errno
+    import tempfile
+
+    try:
+        for directory in (paths.root, paths.prefect_home):
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-") as probe:
+                probe.write(b"\0" * 4096)
+                probe.flush()
+                os.fsync(probe.fileno())
+        for database in (paths.prefect_home / "prefect.db", paths.mlflow_database):
+            if database.exists() and not os.access(database, os.W_OK):
+                raise PermissionError(errno.EACCES, "not writable", str(database))
+    except OSError as exc:
+        raise StateDirError(f"cannot write the state dir: {exc.filename or paths.root}: {exc.strerror or exc}") from None
 
 
 def local_state_refusal(

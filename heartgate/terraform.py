@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from heartgate.errors import HeartgateError
+from heartgate.processes import running_commands
 
 Log = Callable[[str], None]
 
@@ -113,8 +114,19 @@ class Terraform:
     def validate(self) -> None:
         self._run("validate", "-json", "-no-color")
 
-    def apply(self, variables: Mapping[str, Any]) -> None:
-        self._run("apply", "-json", "-input=false", "-auto-approve", self._var_file(variables))
+    def apply(self, variables: Mapping[str, Any], replace: tuple[str, ...] = ()) -> None:
+        """replace: resource addresses to destroy and create again even if Terraform sees no
+        change (a server that died is still "created" in the state)."""
+        replacing = [f"-replace={address}" for address in replace]
+        self._run("apply", "-json", "-input=false", "-auto-approve", *replacing, self._var_file(variables))
+
+    def state_list(self) -> list[str]:
+        """The resource addresses in the state (empty when nothing is deployed)."""
+        return self._capture("state", "list", empty_if="No state file was found").split()
+
+    def force_unlock(self, lock_id: str) -> None:
+        """Remove a state lock whose holder is gone (the caller must know it is)."""
+        self._capture("force-unlock", "-force", lock_id)
 
     def plan_has_changes(self, variables: Mapping[str, Any]) -> bool:
         """`plan -detailed-exitcode`: False when the infrastructure already matches."""
@@ -124,12 +136,17 @@ class Terraform:
         self._run("destroy", "-json", "-input=false", "-auto-approve", self._var_file(variables))
 
     def outputs(self) -> dict[str, Any]:
-        result = subprocess.run(
-            [self.binary, f"-chdir={self.root}", "output", "-json"], env=self._env(), capture_output=True, text=True
-        )
+        return {name: value["value"] for name, value in json.loads(self._capture("output", "-json") or "{}").items()}
+
+    def _capture(self, *args: str, empty_if: str | None = None) -> str:
+        """Run a short command that prints what it reads; its stdout ("" when it fails saying
+        `empty_if`), or TerraformError."""
+        result = subprocess.run([self.binary, f"-chdir={self.root}", *args], env=self._env() | {"NO_COLOR": "1"}, capture_output=True, text=True)
+        if result.returncode != 0 and empty_if and empty_if in result.stderr:
+            return ""
         if result.returncode != 0:
-            raise TerraformError(f"terraform output failed in {self.root.name}: {result.stderr.strip().splitlines()[-1]}")
-        return {name: value["value"] for name, value in json.loads(result.stdout or "{}").items()}
+            raise TerraformError(f"terraform {args[0]} failed in {self.root.name}: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        return result.stdout
 
 
 def state_serial(state_file: Path) -> int | None:
@@ -138,3 +155,8 @@ def state_serial(state_file: Path) -> int | None:
         return int(json.loads(state_file.read_text())["serial"])
     except (FileNotFoundError, KeyError, ValueError):
         return None
+
+
+def terraform_running(root: Path) -> bool:
+    """True while a Terraform process on this machine works on `root` (-chdir=ROOT)."""
+    return any("terraform" in command and f"-chdir={root}" in command for command in running_commands())

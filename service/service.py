@@ -30,8 +30,12 @@ args = bentoml.use_arguments(BentoArgs)
 app = create_app()
 
 
+# HEARTGATE_SERVE__ACCESS_LOG=false (serve.access_log): no line per request, only errors and start-up.
+ACCESS_LOG = os.environ.get("HEARTGATE_SERVE__ACCESS_LOG", "true").lower() != "false"
+
+
 @bentoml.asgi_app(app, path="/")
-@bentoml.service(name="heartgate", workers=1, traffic={"timeout": 10})
+@bentoml.service(name="heartgate", workers=1, traffic={"timeout": 10}, logging={"access": {"enabled": ACCESS_LOG}})
 class Heartgate:
     model_ref = bentoml.models.BentoModel(args.model_tag)
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,14 +22,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from heartgate.contracts import BentoBuild, Deployment
+from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
-from heartgate.lambda_package import HANDLER_MODULE, LambdaPackage, build_lambda_package, fetch_runtime_wheels
+from heartgate.lambda_package import (
+    HANDLER_MODULE,
+    LambdaPackage,
+    build_lambda_package,
+    fetch_runtime_wheels,
+)
+from heartgate.locks import locks_are_shared
 from heartgate.served_model import BENTO_NAME
 from heartgate.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
 from heartgate.targets.base import DeployFailed, DeployTarget, RollbackError, model_dir
-from heartgate.terraform import Terraform
+from heartgate.terraform import Terraform, terraform_running
 from heartgate.transaction import Transaction
 
 # Runs the packaged handler in a clean interpreter whose only packages are the zip's.
@@ -157,6 +164,7 @@ class AwsLambdaTarget(DeployTarget):
     def apply(self, built: BentoBuild) -> Deployment:
         package = self.package(built)
         terraform = self.terraform()
+        self.release_stale_lock(terraform)
         previous = self.current(terraform)
         live, before_live = (previous.live_version, previous.previous_live_version) if previous else (None, None)
         variables = self.variables(built, package, live, before_live)
@@ -224,6 +232,7 @@ class AwsLambdaTarget(DeployTarget):
     def roll_back(self, version: str) -> Deployment:
         """Move `live` back to the function version before the current one, if it serves `version`."""
         terraform = self.terraform()
+        self.release_stale_lock(terraform)
         current = self.current(terraform)
         if current is None or current.previous_live_version is None:
             raise RollbackError("nothing to roll back to on aws: no earlier function version was live")
@@ -235,6 +244,80 @@ class AwsLambdaTarget(DeployTarget):
         rolled = self.current(terraform)
         self.log(f"`live` -> function version {rolled.live_version} (registry version {rolled.registry_version})")
         return rolled
+
+    def undeploy(self) -> Deployment | None:
+        self.release_stale_lock(self.terraform())
+        removed = super().undeploy()
+        left = self.terraform().state_list()
+        if left:
+            raise DeployFailed(f"terraform destroy finished but the state still holds {', '.join(left)}")
+        return removed
+
+    def placeholder_variables(self) -> dict[str, Any]:
+        aws = self.config.deploy.aws
+        return {"region": aws.region, "name": aws.function_name, "package_s3_bucket": aws.package_bucket or aws.state_bucket,
+                "package_s3_key": "none", "package_sha256": "", "live_version": None, "previous_live_version": None,
+                "environment": {}, "function_tags": {}}  # fmt: skip
+
+    def observe(self) -> ServingState:
+        """The Terraform state's last apply (`deployed`) against the function version behind `live`
+        (`answering`: Active, and naming the registry version it serves in its environment)."""
+        terraform = self.terraform()
+        lock = self.state_lock()
+        problems = [f"the Terraform state is locked by {lock['Who']} since {lock['Created']} ({lock['Operation']})"] if lock else []
+        outputs = terraform.outputs()
+        if "deployment" not in outputs:
+            resources = terraform.state_list()
+            if resources:
+                problems.append(f"the Terraform state holds {len(resources)} resources but no finished apply (one was interrupted)")
+            return ServingState(target=self.name, problems=tuple(problems))
+        deployed = outputs["deployment"]["environment"].get(REGISTRY_VERSION_VARIABLE)
+        function = self._lambda().get_function_configuration(FunctionName=outputs["function_name"], Qualifier=str(outputs["live_version"]))
+        answering = ((function.get("Environment") or {}).get("Variables") or {}).get(REGISTRY_VERSION_VARIABLE)
+        if function.get("State", "Active") != "Active":
+            problems.append(f"function version {outputs['live_version']} behind `live` is {function.get('State')}")
+        return ServingState(target=self.name, deployed=deployed, answering=answering, url=str(outputs["url"]), problems=tuple(problems))
+
+    def verify(self, built: BentoBuild) -> Deployment:
+        """Smoke-test the function version behind `live` with the package it should run."""
+        package = self.package(built)
+        terraform = self.terraform()
+        outputs = terraform.outputs()
+        self.smoke_test(outputs | {"published_version": outputs["live_version"]}, package.built, built)
+        return self.current(terraform)
+
+    def state_lock(self) -> dict[str, Any] | None:
+        """The Terraform state's lock file in S3 (use_lockfile), if one is held."""
+        import boto3
+        from botocore.exceptions import ClientError
+
+        aws = self.config.deploy.aws
+        try:
+            body = boto3.client("s3", region_name=aws.region).get_object(Bucket=aws.state_bucket, Key=f"{aws.state_key}.tflock")["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return json.loads(body)
+
+    def release_stale_lock(self, terraform: Terraform) -> None:
+        """A state lock left by a Terraform that was killed blocks every later apply. The caller
+        holds heartgate's deploy lock, so no heartgate process can be applying: the lock is stale
+        if that deploy lock is shared by every machine (a Prefect server), or if its holder ran
+        on this machine and no Terraform for this root runs here now. Anything else is refused in
+        one line (someone may be running Terraform by hand)."""
+        lock = self.state_lock()
+        if lock is None:
+            return
+        holder_host = str(lock.get("Who", "")).rpartition("@")[2]
+        here = holder_host == socket.gethostname() and not terraform_running(terraform.root)
+        if not (locks_are_shared() or here):
+            raise DeployFailed(
+                f"the Terraform state is locked by {lock['Who']} since {lock['Created']} ({lock['Operation']}), "
+                f"which heartgate cannot check from here; if no Terraform runs there, `terraform force-unlock {lock['ID']}`"
+            )
+        terraform.force_unlock(lock["ID"])
+        self.log(f"released a stale Terraform state lock ({lock['Operation']} by {lock['Who']} since {lock['Created']}: its process is gone)")
 
     def health(self, deployment: Deployment) -> str:
         aws = self.config.deploy.aws

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from heartgate.config import PROJECT_ROOT, HeartgateConfig
-from heartgate.contracts import BentoBuild, Deployment
+from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
 from heartgate.state import StatePaths
 from heartgate.terraform import Terraform
@@ -57,6 +57,14 @@ class DeployTarget(ABC):
         """How the recorded deployment is doing, checked now (never trusted from the record)."""
 
     @abstractmethod
+    def observe(self) -> ServingState:
+        """What the target serves, checked now: the actual state reconcile compares with @production."""
+
+    @abstractmethod
+    def verify(self, built: BentoBuild) -> Deployment:
+        """Smoke-test what serves `built` now (observe() said it does) and record it as good."""
+
+    @abstractmethod
     def backend_config(self) -> dict[str, str]:
         """`terraform init -backend-config` values: where this target's Terraform state lives."""
 
@@ -76,7 +84,11 @@ class DeployTarget(ABC):
     def serve_environment(self) -> dict[str, str]:
         """What the served process reads at start: the serving limits, under the config's names."""
         serve = self.config.serve
-        return {"HEARTGATE_SERVE__MAX_ROWS": str(serve.max_rows), "HEARTGATE_SERVE__MAX_BODY_BYTES": str(serve.max_body_bytes)}
+        return {
+            "HEARTGATE_SERVE__MAX_ROWS": str(serve.max_rows),
+            "HEARTGATE_SERVE__MAX_BODY_BYTES": str(serve.max_body_bytes),
+            "HEARTGATE_SERVE__ACCESS_LOG": str(serve.access_log).lower(),
+        }
 
     def current(self, terraform: Terraform | None = None) -> Deployment | None:
         """The last deployment that passed its smoke test, as recorded (a target whose record is
@@ -98,14 +110,23 @@ class DeployTarget(ABC):
         return self.serving_again(deployment)
 
     def undeploy(self) -> Deployment | None:
-        """Destroy what Terraform deployed on the target; returns what was there."""
+        """Destroy what Terraform deployed on the target, including what an interrupted apply
+        left in the state without finishing; returns the deployment that was there."""
         terraform = self.terraform()
         deployed = self.current(terraform)
-        if deployed is None:
-            return None
-        terraform.destroy(deployed.variables)
-        (self.deploy_dir / RECORD_FILE).unlink(missing_ok=True)
+        if deployed is not None or terraform.state_list():
+            terraform.destroy(deployed.variables if deployed else self.placeholder_variables())
+        self.forget()
         return deployed
+
+    def placeholder_variables(self) -> dict[str, Any]:
+        """Values for the root's required variables when only a destroy needs them (it acts on
+        what the state records; the values are not used)."""
+        return {}
+
+    def forget(self) -> None:
+        """Drop this machine's record of the last good deployment (nothing serves any more)."""
+        (self.deploy_dir / RECORD_FILE).unlink(missing_ok=True)
 
     def deployment(self, built: BentoBuild, url: str, variables: dict[str, Any], **extra: Any) -> Deployment:
         return self.record_type(

@@ -3,6 +3,12 @@
 
 Replacing the bento destroys the old server before the new one starts (docs/decisions.md #2), so
 the undo of a failed apply or smoke test is to apply the previous deployment's variables again.
+
+Terraform cannot see a server that died (its state still says "created"), nor one an interrupted
+apply started but never recorded. Every apply, restore and undeploy therefore looks first: a
+server outside Terraform's state (its pidfile names a live process) is stopped, and a recorded
+server that does not answer is replaced (`-replace`). What answers is always checked, never
+assumed from the state or the record (docs/decisions.md #6).
 """
 
 from __future__ import annotations
@@ -11,31 +17,69 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from heartgate.bento import build_bento
-from heartgate.contracts import BentoBuild, Deployment
+from heartgate.bento import build_bento, registry_version_of
+from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
+from heartgate.processes import pid_in, stop_tree
 from heartgate.smoke import answering_version, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
 from heartgate.targets.base import DeployFailed, DeployTarget, model_dir
 from heartgate.terraform import Terraform, state_serial
 from heartgate.transaction import Transaction
 
+SERVER = "module.service.terraform_data.server"  # the one resource of the root
+SERVER_MARKER = "bentoml"  # in the command line of every server this target starts
+
 
 class LocalTarget(DeployTarget):
     name = "local"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.deploy_dir / "server.pid"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config.serve.port}"
 
     def backend_config(self) -> dict[str, str]:
         return {"path": str(self.work_dir / "terraform.tfstate")}
 
     def variables(self, bento_tag: str) -> dict[str, Any]:
+        serve = self.config.serve
         return {
             "bento_tag": bento_tag,
-            "port": self.config.serve.port,
+            "port": serve.port,
             "bentoml_bin": str(Path(sys.executable).with_name("bentoml")),  # this venv's, not one on PATH
             "bentoml_home": str(StatePaths(self.config.state_root).bentoml_home),
             "run_dir": str(self.deploy_dir),
             "environment": self.serve_environment(),
+            "python_bin": sys.executable,
+            "log_max_bytes": serve.log_max_bytes,
+            "log_backups": serve.log_backups,
         }
+
+    def placeholder_variables(self) -> dict[str, Any]:
+        return self.variables("heartgate:v0")
+
+    def observe(self) -> ServingState:
+        terraform = self.terraform()
+        recorded = terraform.outputs() if SERVER in terraform.state_list() else {}
+        deployed = registry_version_of(recorded["bento_tag"]) if recorded else None
+        answering = answering_version(self.url)
+        pid = pid_in(self.pidfile, SERVER_MARKER)
+        problems = []
+        if recorded and answering is None:
+            problems.append(f"the server of {recorded['bento_tag']} does not answer (Terraform still records it)")
+        if recorded and answering not in (None, deployed):
+            problems.append(f"it answers as version {answering}, not the deployed {deployed}")
+        if not recorded and pid is not None:
+            problems.append(f"server pid {pid} runs outside Terraform's state (left by an interrupted deploy)")
+        if answering is not None and pid is None:
+            problems.append(f"port {self.config.serve.port} answers, but not from a server heartgate started")
+        if recorded and terraform.plan_has_changes(self.variables(recorded["bento_tag"])):
+            problems.append("its settings differ from the config (serve.* or the environment changed since it was deployed)")
+        return ServingState(target=self.name, deployed=deployed, answering=answering, url=self.url, problems=tuple(problems))
 
     def apply(self, built: BentoBuild) -> Deployment:
         terraform = self.terraform()
@@ -44,29 +88,78 @@ class LocalTarget(DeployTarget):
         with Transaction(self.log) as undo:
             undo.on_failure(f"put back what served before {built.bento_tag}", lambda _: self._put_back(terraform, previous, variables))
             try:
-                terraform.apply(variables)
-                url = terraform.outputs()["url"]
-                status, body = post_json(f"{url}/predict", smoke_payload(model_dir(built.model_tag)))
-                check_answer(url, status, body, built.registry_version)
+                self._serve(terraform, variables)
+                self._smoke_test(built)
             except HeartgateError as failure:
                 raise DeployFailed(f"deploy of {built.bento_tag} failed: {failure}") from failure
-        self.log(f"smoke test passed: {url} serves version {built.registry_version} and labels both known beats right")
-        serial = state_serial(self.work_dir / "terraform.tfstate")
-        deployment = self.deployment(built, url, variables, state_serial=serial)
+        return self._record(built, variables)
+
+    def verify(self, built: BentoBuild) -> Deployment:
+        self._smoke_test(built)
+        return self._record(built, self.variables(built.bento_tag))
+
+    def _serve(self, terraform: Terraform, variables: dict[str, Any]) -> None:
+        """Apply `variables`, first stopping a stray server and marking a dead one for replacement."""
+        recorded = SERVER in terraform.state_list()
+        stray = None if recorded else pid_in(self.pidfile, SERVER_MARKER)
+        if stray is not None:
+            self.log(f"stopping server pid {stray}: it runs outside Terraform's state (left by an interrupted deploy)")
+            stop_tree(stray)
+        dead = recorded and answering_version(self.url) is None
+        if dead:
+            self.log(f"the recorded server does not answer at {self.url}: replacing it")
+        terraform.apply(variables, replace=(SERVER,) if dead else ())
+
+    def _smoke_test(self, built: BentoBuild) -> None:
+        status, body = post_json(f"{self.url}/predict", smoke_payload(model_dir(built.model_tag)))
+        check_answer(self.url, status, body, built.registry_version)
+        self.log(f"smoke test passed: {self.url} serves version {built.registry_version} and labels both known beats right")
+
+    def _record(self, built: BentoBuild, variables: dict[str, Any]) -> Deployment:
+        deployment = self.deployment(built, self.url, variables, state_serial=state_serial(self.work_dir / "terraform.tfstate"))
         self.record(deployment)
         return deployment
 
     def _put_back(self, terraform: Terraform, previous: Deployment | None, variables: dict[str, Any]) -> str:
         if previous is None:
             terraform.destroy(variables)
+            self._stop_stray()
             return "rolled back: nothing was deployed before, so nothing is serving"
         return f"rolled back: {self.restore(previous, terraform)}"
+
+    def restore(self, deployment: Deployment, terraform: Terraform | None = None) -> str:
+        """Put an earlier deployment back, and check that it answers as its version."""
+        self._serve(terraform or self.terraform(), deployment.variables)
+        answering = answering_version(deployment.url)
+        if answering != deployment.registry_version:
+            raise DeployFailed(f"{deployment.bento_tag} was applied again but {deployment.url} answers as {answering or 'nothing'}")
+        self.record(deployment)
+        return self.serving_again(deployment)
 
     def serving_again(self, deployment: Deployment) -> str:
         return f"{deployment.bento_tag} (version {deployment.registry_version}) is serving again"
 
     def roll_back(self, version: str) -> Deployment:
         return self.apply(build_bento(self.config, version))
+
+    def undeploy(self) -> Deployment | None:
+        """Destroy the server Terraform records and any stray one; succeed only once nothing answers."""
+        terraform = self.terraform()
+        deployed = self.current()
+        if SERVER in terraform.state_list():
+            terraform.destroy(deployed.variables if deployed else self.placeholder_variables())
+        self._stop_stray()
+        self.forget()
+        still = answering_version(self.url)
+        if still is not None:
+            raise DeployFailed(f"undeploy finished but {self.url} still answers as version {still}: another process serves on that port")
+        return deployed
+
+    def _stop_stray(self) -> None:
+        stray = pid_in(self.pidfile, SERVER_MARKER)
+        if stray is not None:
+            self.log(f"stopping server pid {stray}")
+            stop_tree(stray)
 
     def health(self, deployment: Deployment) -> str:
         answering = answering_version(deployment.url)

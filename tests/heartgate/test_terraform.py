@@ -1,3 +1,4 @@
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def test_diagnostics_become_one_line():
 
 @pytest.mark.integration
 def test_terraform_code_is_formatted():
-    fmt = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(TERRAFORM_DIR)], capture_output=True, text=True)
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1"}  # or Terraform writes ~/.terraform.d/checkpoint_signature
+    fmt = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(TERRAFORM_DIR)], capture_output=True, text=True, env=env)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 

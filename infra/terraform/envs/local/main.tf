@@ -9,4 +9,8 @@ module "service" {
   bentoml_home = var.bentoml_home
   run_dir      = var.run_dir
   environment  = var.environment
+
+  python_bin    = var.python_bin
+  log_max_bytes = var.log_max_bytes
+  log_backups   = var.log_backups
 }

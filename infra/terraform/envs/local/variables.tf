@@ -29,3 +29,20 @@ variable "environment" {
   description = "Extra environment variables for the server (serving limits)."
   default     = {}
 }
+
+variable "python_bin" {
+  type        = string
+  description = "Python of heartgate's environment (runs the server's rotating log writer)."
+}
+
+variable "log_max_bytes" {
+  type        = number
+  description = "The server log is rotated when it reaches this size."
+  default     = 10485760
+}
+
+variable "log_backups" {
+  type        = number
+  description = "Rotated server logs kept."
+  default     = 3
+}

@@ -9,7 +9,7 @@ locals {
 # old server, then starts the new one; heartgate's deploy step rolls back by applying the previous
 # tag again if the new server does not become ready or fails its smoke test.
 resource "terraform_data" "server" {
-  triggers_replace = [var.bento_tag, var.port, var.host, local.env]
+  triggers_replace = [var.bento_tag, var.port, var.host, local.env, var.log_max_bytes, var.log_backups]
 
   # Everything the destroy provisioner needs must be in input: it can read only self.*.
   input = {
@@ -27,10 +27,14 @@ resource "terraform_data" "server" {
         exit 1
       fi
       # setsid: the server outlives terraform; it records its own pid (after setsid, $! is not it).
-      BENTOML_HOME='${var.bentoml_home}' BENTOML_DO_NOT_TRACK=True ${local.env} \
-        setsid nohup bash -c 'echo $$ > "$0"; exec "$1" serve "$2" --host "$3" --port "$4"' \
+      # env -i: it starts with only what it needs (no cloud credentials of the run that deployed it).
+      # Its output goes through a rotating log writer (at most log_max_bytes x (log_backups + 1)).
+      env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME='${var.run_dir}' TMPDIR='${var.run_dir}' \
+        BENTOML_HOME='${var.bentoml_home}' BENTOML_DO_NOT_TRACK=True ${local.env} \
+        setsid nohup bash -c 'echo $$ > "$0"; exec "$1" serve "$2" --host "$3" --port "$4" > >(exec "$5" -m heartgate.logpipe "$6" "$7" "$8") 2>&1' \
         '${local.pidfile}' '${var.bentoml_bin}' '${var.bento_tag}' '${var.host}' '${var.port}' \
-        > '${local.logfile}' 2>&1 < /dev/null &
+        '${var.python_bin}' '${local.logfile}' '${var.log_max_bytes}' '${var.log_backups}' \
+        > /dev/null 2>&1 < /dev/null &
       for _ in $(seq 1 $(( ${var.startup_timeout_s} * 5 ))); do
         if curl -fs -o /dev/null '${local.url}/readyz'; then echo "serving ${var.bento_tag} at ${local.url}"; exit 0; fi
         if [ -s '${local.pidfile}' ] && ! kill -0 "$(cat '${local.pidfile}')" 2>/dev/null; then break; fi

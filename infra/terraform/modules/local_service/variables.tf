@@ -19,6 +19,23 @@ variable "bentoml_bin" {
   description = "Path of the bentoml executable that serves the bento."
 }
 
+variable "python_bin" {
+  type        = string
+  description = "Python of the same environment, which runs heartgate.logpipe (the server's rotating log)."
+}
+
+variable "log_max_bytes" {
+  type        = number
+  description = "The server log is rotated when it reaches this size."
+  default     = 10485760
+}
+
+variable "log_backups" {
+  type        = number
+  description = "Rotated server logs kept (server.log.1 .. server.log.N)."
+  default     = 3
+}
+
 variable "bentoml_home" {
   type        = string
   description = "BENTOML_HOME holding the bento and model stores."

@@ -1,0 +1,88 @@
+"""Processes on this machine, read from /proc: is a recorded pid still the process we started,
+and stopping a server with the worker processes it started (in sessions of their own, so a
+process-group kill would miss them)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+
+def command_line(pid: int) -> str:
+    """The process's command line, or "" when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def is_running(pid: int, marker: str = "") -> bool:
+    """True while `pid` runs (and is not a zombie), and its command line holds `marker`: a pid the
+    kernel gave to another program since is not ours."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and marker in command_line(pid)
+
+
+def running_commands() -> list[str]:
+    """The command line of every process on this machine."""
+    return [command for pid in Path("/proc").iterdir() if pid.name.isdigit() and (command := command_line(int(pid.name)))]
+
+
+def pid_in(pidfile: Path, marker: str = "") -> int | None:
+    """The pid a pidfile names, if that process still runs (see `is_running`)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if is_running(pid, marker) else None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children first found, then theirs)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, queue = [], [pid]
+    while queue:
+        children = parents.get(queue.pop(), [])
+        found += children
+        queue += children
+    return found
+
+
+def stop_tree(pid: int, grace_s: float = 10) -> None:
+    """TERM the process (a server stops its workers on TERM), then KILL whatever of it is left."""
+    tree = descendants(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace_s
+    while is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for leftover in [pid, *tree]:
+        try:
+            os.kill(leftover, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def this_process() -> str:
+    """`host:pid` of this process, as Prefect's process worker records a run's process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def runs_here(host_and_pid: str | None) -> int | None:
+    """The pid of a `host:pid` on this host, else None (another machine's process, or none)."""
+    host, _, pid = (host_and_pid or "").rpartition(":")
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
