@@ -67,7 +67,7 @@ def test_the_cli_prints_each_failure_on_its_own_line(monkeypatch, capsys, tmp_pa
         raise UndoFailed(HeartgateError("deploy failed"), ["re-apply v1: terraform failed"])
 
     monkeypatch.setitem(cli.COMMANDS, "status", failing)
-    monkeypatch.setattr(cli, "activate", lambda paths: None)  # keep this process's environment
+    monkeypatch.setattr(cli, "open_state_dir", lambda paths: None)  # keep this process's environment
     assert cli.main(["status", "--state-dir", str(tmp_path / "state")]) == 1
     assert capsys.readouterr().err.splitlines() == [
         "heartgate: error: deploy failed",
