@@ -206,6 +206,7 @@ class StackConfig(_Section):
         default=None, description="The repository workers clone the flow code from (prefect.yaml's pull step)."
     )
     git_ref: str = Field(default="main", description="Branch or tag workers clone.")
+    watchdog_interval_s: int = Field(default=60, ge=10, description="How often the watchdog deployment reconciles production.")
     allow_local_state: bool = Field(
         default=False,
         description=(

@@ -233,6 +233,11 @@ class Reconciled(_Contract):
     action: Literal["in_sync", "redeployed", "fell_back", "nothing_desired"]
     message: str  # one line: what serves now and, after a repair, what was wrong
 
+    @property
+    def outcome(self) -> str:
+        """The watchdog run's final message."""
+        return self.message
+
 
 class RunSummary(_Contract):
     """What one train-and-deploy run did, step by step; `lines()` is what the CLI prints."""

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from heartgate.contracts import RunSummary
+from heartgate.contracts import Reconciled, RunSummary
 from heartgate.errors import HeartgateError
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
@@ -39,7 +39,7 @@ def one_line_known_errors() -> Iterator[None]:
             logger.removeFilter(known_errors)
 
 
-def final_state(run: Callable[[], RunSummary]) -> Any:  # noqa: ANN401 - a prefect State[RunSummary]
+def final_state(run: Callable[[], RunSummary | Reconciled]) -> Any:  # noqa: ANN401 - a prefect State
     """Run the steps; the flow returns this state, so the UI shows the outcome as its message and
     a caller of the flow gets the summary (or the HeartgateError raised again)."""
     from prefect.states import Completed, Failed

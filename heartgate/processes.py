@@ -77,6 +77,37 @@ def stop_tree(pid: int, grace_s: float = 10) -> None:
             pass
 
 
+def listeners(port: int) -> list[int]:
+    """The processes holding a socket that listens on TCP `port` (IPv4 or IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    holders = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            if os.readlink(fd) in inodes:
+                holders.add(int(fd.parent.parent.name))
+        except OSError:
+            continue
+    return sorted(holders)
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    """The environment a process started with ({} when it cannot be read)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
 def this_process() -> str:
     """`host:pid` of this process, as Prefect's process worker records a run's process."""
     return f"{socket.gethostname()}:{os.getpid()}"

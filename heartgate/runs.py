@@ -18,6 +18,7 @@ from typing import Any
 from heartgate.processes import is_running, runs_here, this_process
 
 RUN_PROCESS_MARKER = "python"  # a heartgate run, or a process worker's flow-run subprocess
+ACTIVE_STATES = ("RUNNING", "PENDING", "PAUSED")  # a process is at work (or waits) in these
 
 
 def claim() -> None:
@@ -36,8 +37,8 @@ def gone_process(flow_run: Any) -> str | None:  # noqa: ANN401 - a prefect FlowR
     """`host:pid` of the run's process if that process is gone, else None (alive, elsewhere, or
     a suspended run, which has no process by design)."""
     state = flow_run.state
-    if state is None or (state.is_paused() and state.state_details.pause_reschedule):
-        return None
+    if state is None or state.type.value not in ACTIVE_STATES or (state.is_paused() and state.state_details.pause_reschedule):
+        return None  # finished (nothing to end), or suspended
     pid = runs_here(flow_run.infrastructure_pid)
     if pid is None or is_running(pid, RUN_PROCESS_MARKER):
         return None
@@ -55,7 +56,7 @@ def end_dead_runs() -> list[str]:
     from prefect.client.schemas.objects import StateType
     from prefect.states import Crashed
 
-    active = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING, StateType.PAUSED])))
+    active = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(name) for name in ACTIVE_STATES])))
     ended = []
     with get_client(sync_client=True) as client:
         for flow_run in client.read_flow_runs(flow_run_filter=active):

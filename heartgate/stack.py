@@ -165,6 +165,9 @@ def ensure_work_pool(config: HeartgateConfig, env: Mapping[str, str]) -> str:
     return f"{block.get_block_type_slug()}/{RESULTS_BLOCK}"
 
 
+WATCHDOG_DEPLOYMENT = "watchdog"
+
+
 def deploy_variables(config: HeartgateConfig, results_block: str, config_file: str | None) -> dict[str, str]:
     """What prefect.yaml's `{{ $HGSTACK_* }}` placeholders resolve to (once, at deploy time)."""
     if config_file and Path(config_file).resolve().is_relative_to(PROJECT_ROOT):
@@ -180,12 +183,15 @@ def deploy_variables(config: HeartgateConfig, results_block: str, config_file: s
 
 
 def prefect_file(config: HeartgateConfig) -> Path:
-    """prefect.yaml as is when workers clone the code from `stack.git_repository`; on one machine
-    without a repository to clone, a copy whose pull step is this checkout, under the stack dir."""
-    if config.stack.git_repository:
-        return PROJECT_ROOT / "prefect.yaml"
+    """The prefect.yaml `heartgate up` deploys: a copy under the stack dir, with the watchdog's
+    interval from `stack.watchdog_interval_s` and, on one machine without a repository to clone
+    (no `stack.git_repository`), a pull step that is this checkout."""
     project = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text())
-    project["pull"] = [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
+    if not config.stack.git_repository:
+        project["pull"] = [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
+    for deployment in project["deployments"]:
+        if deployment["name"] == WATCHDOG_DEPLOYMENT:
+            deployment["schedules"][0]["interval"] = config.stack.watchdog_interval_s
     local = _stack_dir(config) / "prefect.yaml"
     local.parent.mkdir(parents=True, exist_ok=True)
     local.write_text(yaml.safe_dump(project, sort_keys=False))

@@ -146,10 +146,13 @@ def require_writable(paths: StatePaths) -> None:
 
     try:
         for directory in (paths.root, paths.prefect_home):
-            with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-") as probe:
-                probe.write(b"\0" * 4096)
-                probe.flush()
-                os.fsync(probe.fileno())
+            try:
+                with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-") as probe:
+                    probe.write(b"\0" * 4096)
+                    probe.flush()
+                    os.fsync(probe.fileno())
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(directory)) from None
         for database in (paths.prefect_home / "prefect.db", paths.mlflow_database):
             if database.exists() and not os.access(database, os.W_OK):
                 raise PermissionError(errno.EACCES, "not writable", str(database))

@@ -20,7 +20,14 @@ from typing import Any
 from heartgate.bento import build_bento, registry_version_of
 from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
-from heartgate.processes import pid_in, stop_tree
+from heartgate.processes import (
+    command_line,
+    descendants,
+    environment_of,
+    listeners,
+    pid_in,
+    stop_tree,
+)
 from heartgate.smoke import answering_version, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
 from heartgate.targets.base import DeployFailed, DeployTarget, model_dir
@@ -67,19 +74,34 @@ class LocalTarget(DeployTarget):
         recorded = terraform.outputs() if SERVER in terraform.state_list() else {}
         deployed = registry_version_of(recorded["bento_tag"]) if recorded else None
         answering = answering_version(self.url)
-        pid = pid_in(self.pidfile, SERVER_MARKER)
+        pid, strays, foreign = self._listening()
         problems = []
-        if recorded and answering is None:
-            problems.append(f"the server of {recorded['bento_tag']} does not answer (Terraform still records it)")
+        if recorded and pid is None:
+            problems.append(f"the server of {recorded['bento_tag']} is gone (Terraform still records it)")
         if recorded and answering not in (None, deployed):
             problems.append(f"it answers as version {answering}, not the deployed {deployed}")
         if not recorded and pid is not None:
             problems.append(f"server pid {pid} runs outside Terraform's state (left by an interrupted deploy)")
-        if answering is not None and pid is None:
-            problems.append(f"port {self.config.serve.port} answers, but not from a server heartgate started")
+        if strays:
+            problems.append(f"pid {', '.join(map(str, strays))} of an earlier server still hold port {self.config.serve.port}")
+        problems += [self._foreign(holder) for holder in foreign]
         if recorded and terraform.plan_has_changes(self.variables(recorded["bento_tag"])):
             problems.append("its settings differ from the config (serve.* or the environment changed since it was deployed)")
         return ServingState(target=self.name, deployed=deployed, answering=answering, url=self.url, problems=tuple(problems))
+
+    def _listening(self) -> tuple[int | None, list[int], list[int]]:
+        """The recorded server's pid (if it runs), then the other processes listening on the
+        port: heartgate's (the workers of a server that was killed keep the socket and answer),
+        and anyone else's."""
+        pid = pid_in(self.pidfile, SERVER_MARKER)
+        tree = {pid, *descendants(pid)} if pid else set()
+        home = str(StatePaths(self.config.state_root).bentoml_home)
+        others = [holder for holder in listeners(self.config.serve.port) if holder not in tree]
+        ours = [holder for holder in others if SERVER_MARKER in command_line(holder) and environment_of(holder).get("BENTOML_HOME") == home]
+        return pid, ours, [holder for holder in others if holder not in ours]
+
+    def _foreign(self, pid: int) -> str:
+        return f"port {self.config.serve.port} is held by pid {pid} ({command_line(pid)[:80] or '?'}), which heartgate did not start"
 
     def apply(self, built: BentoBuild) -> Deployment:
         terraform = self.terraform()
@@ -99,16 +121,28 @@ class LocalTarget(DeployTarget):
         return self._record(built, self.variables(built.bento_tag))
 
     def _serve(self, terraform: Terraform, variables: dict[str, Any]) -> None:
-        """Apply `variables`, first stopping a stray server and marking a dead one for replacement."""
+        """Apply `variables`, first stopping strays and marking a dead server for replacement;
+        then check that the server Terraform started is the one that holds the port."""
         recorded = SERVER in terraform.state_list()
-        stray = None if recorded else pid_in(self.pidfile, SERVER_MARKER)
-        if stray is not None:
-            self.log(f"stopping server pid {stray}: it runs outside Terraform's state (left by an interrupted deploy)")
-            stop_tree(stray)
-        dead = recorded and answering_version(self.url) is None
+        self._stop_strays(include_server=not recorded)
+        dead = recorded and (pid_in(self.pidfile, SERVER_MARKER) is None or answering_version(self.url) is None)
         if dead:
             self.log(f"the recorded server does not answer at {self.url}: replacing it")
         terraform.apply(variables, replace=(SERVER,) if dead else ())
+        pid, strays, foreign = self._listening()
+        if pid is None or strays or foreign:
+            holders = ", ".join(map(str, strays + foreign)) or "nobody"
+            raise DeployFailed(f"after the apply, port {self.config.serve.port} is held by {holders}, not by the server Terraform started")
+
+    def _stop_strays(self, include_server: bool) -> None:
+        """Stop heartgate's processes that hold the port outside the recorded server (and that
+        server too, when Terraform's state does not record it); refuse anyone else's."""
+        pid, strays, foreign = self._listening()
+        if foreign:
+            raise DeployFailed(f"{self._foreign(foreign[0])}: stop it, or set serve.port")
+        for stray in ([pid] if include_server and pid else []) + strays:
+            self.log(f"stopping pid {stray}: it serves outside Terraform's state (left by a killed server or an interrupted deploy)")
+            stop_tree(stray)
 
     def _smoke_test(self, built: BentoBuild) -> None:
         status, body = post_json(f"{self.url}/predict", smoke_payload(model_dir(built.model_tag)))
@@ -123,7 +157,7 @@ class LocalTarget(DeployTarget):
     def _put_back(self, terraform: Terraform, previous: Deployment | None, variables: dict[str, Any]) -> str:
         if previous is None:
             terraform.destroy(variables)
-            self._stop_stray()
+            self._stop_strays(include_server=True)
             return "rolled back: nothing was deployed before, so nothing is serving"
         return f"rolled back: {self.restore(previous, terraform)}"
 
@@ -148,18 +182,12 @@ class LocalTarget(DeployTarget):
         deployed = self.current()
         if SERVER in terraform.state_list():
             terraform.destroy(deployed.variables if deployed else self.placeholder_variables())
-        self._stop_stray()
+        self._stop_strays(include_server=True)
         self.forget()
-        still = answering_version(self.url)
-        if still is not None:
-            raise DeployFailed(f"undeploy finished but {self.url} still answers as version {still}: another process serves on that port")
+        still = listeners(self.config.serve.port)
+        if still:
+            raise DeployFailed(f"undeploy finished but {self._foreign(still[0])}")
         return deployed
-
-    def _stop_stray(self) -> None:
-        stray = pid_in(self.pidfile, SERVER_MARKER)
-        if stray is not None:
-            self.log(f"stopping server pid {stray}")
-            stop_tree(stray)
 
     def health(self, deployment: Deployment) -> str:
         answering = answering_version(deployment.url)

@@ -292,3 +292,24 @@ def test_only_an_answer_from_the_configured_approvers_counts(stack):
     returncode, out, err = run.finish()
     assert returncode == 0, err[-3000:]
     assert "promoted version 1 to @production (approved by alice)" in out
+
+
+def test_approve_refuses_a_run_whose_process_is_gone(stack, tmp_path):
+    """kill -9 a `heartgate run` waiting for approval: approving it must not claim success (nothing
+    would be promoted); the run ends CRASHED and `pending` no longer lists it."""
+    flow = FlowProcess(stack, tmp_path / "dead", "--set", "train.epochs=1")
+    run_id = flow.waiting_run_id()
+    flow.process.kill()
+    flow.process.wait(timeout=30)
+    answer = heartgate(stack, "approve", run_id, "--reviewer", "dana")
+    assert answer.returncode == 1
+    lines = answer.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("heartgate: error: flow run ") and "cannot be answered: its process " in lines[0]
+    assert lines[0].endswith("is gone; it is now CRASHED (start a new run)")
+    assert run_id not in heartgate(stack, "pending").stdout
+
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: stack["api"]}), get_client(sync_client=True) as client:
+        assert client.read_flow_run(run_id).state.type.value == "CRASHED"

@@ -20,6 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODEL = "heartgate-ecg-autoencoder"
+SECRET = "hg-crash-test-secret-value"
+LOG_MAX_BYTES = 4096
 CANDIDATE = ("--set", "train.epochs=20")
 # (kill point, marker in the run's log, seconds to wait after the marker, does @production move?)
 KILL_POINTS = [
@@ -50,7 +53,9 @@ def site(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
     undeploy_at_teardown(state)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
-    flags = ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")
+    env |= {"AWS_ACCESS_KEY_ID": "AKIAHEARTGATETEST", "AWS_SECRET_ACCESS_KEY": SECRET}  # the run has them; the server must not
+    flags = ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null",
+             "--set", f"serve.log_max_bytes={LOG_MAX_BYTES}", "--set", "serve.log_backups=2")  # fmt: skip
 
     def heartgate(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "heartgate.cli", *args, *flags], env=env, capture_output=True, text=True, timeout=timeout)
@@ -140,3 +145,36 @@ def test_reconcile_after_a_kill(site, point, marker, delay, moves):
         rolled = site["heartgate"]("rollback")
         assert rolled.returncode == 0, rolled.stderr[-3000:]
         assert served_version(url) == before == production(state)
+
+
+def server_processes(state: Path) -> list[int]:
+    from heartgate.processes import descendants
+
+    pid = pid_in(StatePaths(state).deploy / "local" / "server.pid", "bentoml")
+    assert pid is not None
+    return [pid, *descendants(pid)]
+
+
+def test_the_server_starts_without_the_runs_environment(site):
+    for pid in server_processes(site["state"]):
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert SECRET.encode() not in environ and b"AWS_ACCESS_KEY_ID" not in environ, pid
+        assert b"HEARTGATE_SERVE__MAX_ROWS=" in environ  # what it does need
+
+
+def test_the_server_log_has_one_line_per_request_and_rotates(site):
+    log = StatePaths(site["state"]).deploy / "local" / "server.log"
+    requests = 80  # about 300 bytes each: several rotations of 4 KiB
+    for _ in range(requests):
+        request = urllib.request.Request(f"{site['url']}/predict", data=b"{}", headers={"content-type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=5)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 422
+    time.sleep(0.5)  # the log writer flushes each line
+    files = sorted(log.parent.glob("server.log*"))
+    assert [f.name for f in files] == ["server.log", "server.log.1", "server.log.2"]
+    assert all(f.stat().st_size <= LOG_MAX_BYTES for f in files)
+    lines = [line for f in files for line in f.read_text().splitlines() if "path=/predict" in line]
+    assert 0 < len(lines) <= requests and all("status=422" in line for line in lines)
+    assert len(lines) * 200 < 3 * LOG_MAX_BYTES <= requests * 200  # what is kept is bounded, not what was sent

@@ -55,9 +55,21 @@ def test_without_a_repository_workers_run_this_checkout_and_with_one_they_clone_
     assert yaml.safe_load(local.read_text())["pull"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}
     ]
-    cloned = prefect_file(server_config(git_repository="file:///srv/heartgate.git"))
-    assert cloned == PROJECT_ROOT / "prefect.yaml"
+    cloned = prefect_file(server_config(git_repository="file:///srv/heartgate.git").model_copy(update={"state_dir": tmp_path / "b"}))
     assert list(yaml.safe_load(cloned.read_text())["pull"][0]) == ["prefect.deployments.steps.git_clone"]
+
+
+def test_the_watchdog_runs_at_the_configured_interval(tmp_path):
+    import yaml
+
+    from heartgate.stack import prefect_file
+
+    config = server_config(git_repository=None).model_copy(update={"state_dir": tmp_path})
+    config = config.model_copy(update={"stack": config.stack.model_copy(update={"watchdog_interval_s": 15})})
+    deployments = {d["name"]: d for d in yaml.safe_load(prefect_file(config).read_text())["deployments"]}
+    assert deployments["watchdog"]["schedules"] == [{"interval": 15, "active": True}]
+    assert deployments["watchdog"]["entrypoint"] == "flows/reconcile.py:reconcile_production"
+    assert deployments["watchdog"]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
 
 
 def test_server_set_up_refuses_set_overrides_in_one_line():

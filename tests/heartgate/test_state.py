@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from heartgate.config import load_config
 from heartgate.state import local_state_refusal
 
@@ -28,3 +30,29 @@ def test_shared_settings_or_the_single_machine_opt_in_pass(tmp_path):
     shared = config(tmp_path, mlflow={"tracking_uri": "http://mlflow:5000"}, data={"source": "x", "remote": "s3://b/p"})
     assert local_state_refusal(shared, "nightly", None) is None
     assert local_state_refusal(config(tmp_path, stack={"allow_local_state": True}), "nightly", None) is None
+
+
+def test_a_state_dir_that_cannot_be_written_is_one_line_naming_the_path(tmp_path):
+    from heartgate.state import StateDirError, StatePaths, require_writable
+
+    blocked = tmp_path / "state"
+    blocked.write_text("a file where the state dir should be")
+    with pytest.raises(StateDirError, match=rf"^cannot write the state dir: {blocked}: Not a directory$"):
+        require_writable(StatePaths(blocked))
+
+
+@pytest.mark.integration
+def test_a_read_only_state_dir_stops_the_cli_in_one_line(tmp_path):
+    """A read-only bind mount (a private mount namespace: root ignores file modes)."""
+    import shutil
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is needed to mount the state dir read-only")
+    script = f"mount --bind {state} {state} && mount -o remount,bind,ro {state} && exec {sys.executable} -m heartgate.cli status --state-dir {state}"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [f"heartgate: error: cannot write the state dir: {state}/tmp: Read-only file system"]

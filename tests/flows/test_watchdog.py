@@ -1,0 +1,85 @@
+"""The watchdog: `heartgate up` deploys the `reconcile/watchdog` deployment from prefect.yaml on
+a schedule; a model server killed with -9 (its workers, which keep the port, included or not) is
+serving again, smoke-tested, without a person, and `heartgate status` says so only once it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from heartgate.processes import pid_in
+from heartgate.state import StatePaths
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+INTERVAL_S = 15
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
+    state = tmp_path_factory.mktemp("watchdog") / "state"
+    undeploy_at_teardown(state)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+    flags = ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")
+    stack_flags = ("--set", f"stack.prefect_port={free_port()}", "--set", f"stack.mlflow_port={free_port()}", "--set", f"stack.watchdog_interval_s={INTERVAL_S}")
+
+    def heartgate(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "heartgate.cli", *args, *flags], env=env, capture_output=True, text=True, timeout=300)
+
+    first = heartgate("run", "--auto-approve", "--set", "train.epochs=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    up = heartgate("up", *stack_flags)
+    assert up.returncode == 0, up.stderr[-3000:]
+    api = re.search(r"PREFECT_API_URL=(\S+)", up.stdout).group(1)
+    yield {"state": state, "url": f"http://127.0.0.1:{port}", "heartgate": heartgate, "api": api}
+    down = heartgate("down", *stack_flags)
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+def served_version(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"{url}/metadata", timeout=2) as response:
+            return json.loads(response.read())["model_version"]
+    except OSError:
+        return None
+
+
+def test_the_watchdog_is_deployed_on_its_schedule(stack):
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: stack["api"]}), get_client(sync_client=True) as client:
+        watchdog = client.read_deployment_by_name("reconcile/watchdog")
+    (schedule,) = watchdog.schedules
+    assert schedule.schedule.interval.total_seconds() == INTERVAL_S and schedule.active
+    assert watchdog.concurrency_limit == 1
+
+
+def test_a_killed_server_is_back_within_one_period_and_status_tells_the_truth_meanwhile(stack):
+    pidfile = StatePaths(stack["state"]).deploy / "local" / "server.pid"
+    killed = pid_in(pidfile, "bentoml")
+    os.kill(killed, signal.SIGKILL)  # the server only: its workers may keep the port
+    down = stack["heartgate"]("status")
+    assert down.returncode == 1, down.stdout
+    assert down.stderr.startswith("heartgate: error: local is out of sync: desired version 1 (@production), actual version 1 deployed")
+    assert "the server of heartgate:v1 is gone" in down.stderr
+
+    started = time.monotonic()
+    while time.monotonic() - started < INTERVAL_S + 60:  # one period, plus a worker's start of the run
+        if pid_in(pidfile, "bentoml") not in (None, killed) and stack["heartgate"]("status").returncode == 0:
+            break
+        time.sleep(2)
+    back_after = time.monotonic() - started
+    assert stack["heartgate"]("status").returncode == 0, f"not back after {back_after:.0f}s"
+    assert served_version(stack["url"]) == "1"
+    print(f"killed server back, in sync, after {back_after:.0f}s (watchdog every {INTERVAL_S}s)")
