@@ -55,13 +55,13 @@ def train_and_deploy_steps(
     config_file: str | None, overrides: dict[str, Any] | None, auto_approve: bool, target: str | None, profile: str | None
 ) -> RunSummary:
     """The steps, one task each, top to bottom."""
+    claim()  # this run's process, so a run killed with it ends CRASHED instead of RUNNING forever
     overrides = {**(overrides or {}), **({"deploy.target": target} if target else {})}
     config = load_config(config_file, nest(overrides, "."), environ=os.environ, profile=profile)
     require_shared_state(config)  # a worker never forks the team's registry by accident
     require_dependencies(config)  # MLflow, Prefect, S3 down: one line now, not a traceback later
     refuse_auto_approve(config, auto_approve)
     logger = get_run_logger()
-    claim()  # this run's process, so a run killed with it ends CRASHED instead of RUNNING forever
 
     reconciled = reconcile(config)  # production is served as @production says before anything else
     data = pull_data(config)

@@ -211,7 +211,7 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
         registry: Registry | None = Registry.for_config(config, existing_only=True)
     except HeartgateError:
         registry = None
-    desired, actual = desired_state(registry, target.name), target.observe()
+    desired, actual = desired_state(registry, target.name, target.elsewhere()), target.observe()
     print(f"{target.name}: desired {desired.describe()}; actual {actual.describe()}")
     if actual.deployed is not None and registry is not None:
         lineage = registry.describe(actual.deployed)

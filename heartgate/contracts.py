@@ -213,6 +213,7 @@ class ServingState(_Contract):
     answering: str | None = None  # the registry version that answers now (None: nothing answers)
     url: str | None = None
     problems: tuple[str, ...] = ()  # what is wrong beyond the version: a dead server, a stray, a stale lock
+    notes: tuple[str, ...] = ()  # worth knowing, not a fault: settings the next deploy will apply
 
     def serves(self, version: str | None) -> bool:
         return not self.problems and self.deployed == self.answering == version
@@ -222,7 +223,7 @@ class ServingState(_Contract):
             return "nothing deployed"
         served = f"version {self.deployed} deployed" if self.deployed else "nothing deployed"
         answers = f"answering as version {self.answering}" if self.answering else "NOT ANSWERING"
-        return "; ".join([f"{served} at {self.url}, {answers}", *self.problems])
+        return "; ".join([f"{served} at {self.url}, {answers}", *self.problems, *self.notes])
 
 
 class Reconciled(_Contract):

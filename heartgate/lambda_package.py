@@ -2,7 +2,8 @@
 
 It holds the handler and the project modules it imports (derived from its imports), the bento model (ONNX export and
 metadata.json), and onnxruntime + numpy as manylinux x86_64 wheels for the Lambda Python runtime,
-fetched with `pip download --platform ... --only-binary=:all:`. The zip is deterministic (sorted
+fetched with `pip download --platform ... --only-binary=:all: --require-hashes` against the sha256
+that requirements.lock pins (and checked again at every build). The zip is deterministic (sorted
 entries, fixed timestamps), so one registry version always gives the same code sha256 and a
 second Terraform plan stays empty.
 """
@@ -14,13 +15,12 @@ import hashlib
 import subprocess
 import sys
 import zipfile
-from importlib.metadata import version
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from heartgate.config import PROJECT_ROOT
-from heartgate.errors import SourceUnreachableError
+from heartgate.errors import HeartgateError, SourceUnreachableError
 from heartgate.packaging import module_files
 from heartgate.served_model import METADATA_FILE, ONNX_FILE
 
@@ -29,6 +29,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 RUNTIME_PACKAGES = ("onnxruntime", "numpy")  # onnxruntime's other requirements are not needed to run a model
 HANDLER_MODULE = "service.lambda_handler"  # the function's handler: service.lambda_handler.handler
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+LOCK_FILE = PROJECT_ROOT / "requirements.lock"  # the runtime wheels are the files it pins, by sha256
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -47,26 +48,50 @@ class LambdaPackage(BaseModel):
         return base64.b64decode(self.sha256_base64).hex()
 
 
-def runtime_requirements() -> list[str]:
-    """The same versions as this environment's (requirements.lock), for the Lambda platform."""
-    return [f"{name}=={version(name)}" for name in RUNTIME_PACKAGES]
+class WheelHashMismatch(HeartgateError):
+    """A Lambda wheel is not the file requirements.lock pins."""
 
 
-def fetch_runtime_wheels(into: Path) -> list[Path]:
+def runtime_requirements(lock: Path = LOCK_FILE) -> dict[str, str]:
+    """name -> its line in requirements.lock (`name==version --hash=sha256:...`): the same
+    versions and files as this environment's, for the Lambda platform."""
+    lines = {line.split("==", 1)[0].lower(): line.strip() for line in lock.read_text().splitlines() if "==" in line and not line.startswith("#")}
+    missing = [name for name in RUNTIME_PACKAGES if name not in lines or "--hash=sha256:" not in lines[name]]
+    if missing:
+        raise WheelHashMismatch(f"{lock} pins no hash for {', '.join(missing)}: run `make lock`")
+    return {name: lines[name] for name in RUNTIME_PACKAGES}
+
+
+def check_wheels(wheels: list[Path], pinned: dict[str, str]) -> None:
+    """Every wheel must be a file the lock pins (by sha256): checked at each build, not only
+    when pip downloads, so a wheel swapped in the cache is refused too."""
+    for wheel in wheels:
+        name = wheel.name.split("-", 1)[0].lower().replace("_", "-")
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if name not in pinned or f"--hash=sha256:{digest}" not in pinned[name]:
+            raise WheelHashMismatch(f"Lambda wheel {wheel.name} (sha256 {digest[:12]}…) is not a file requirements.lock pins; remove {wheel.parent} and build again")
+
+
+def fetch_runtime_wheels(into: Path, lock: Path = LOCK_FILE) -> list[Path]:
+    """The runtime wheels for Lambda, downloaded with `--require-hashes` against the lock."""
     into.mkdir(parents=True, exist_ok=True)
-    wanted = runtime_requirements()
-    if len(list(into.glob("*.whl"))) < len(wanted):
+    pinned = runtime_requirements(lock)
+    if len(list(into.glob("*.whl"))) < len(pinned):
+        requirements = into / "requirements.txt"
+        requirements.write_text("\n".join(pinned.values()) + "\n")
         platforms = [option for platform in PLATFORMS for option in ("--platform", platform)]
         result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--require-hashes",
              "--disable-pip-version-check", "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
-             *platforms, "--dest", str(into), *wanted],
+             *platforms, "--dest", str(into), "-r", str(requirements)],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
-            raise SourceUnreachableError(f"cannot fetch Lambda wheels {wanted}: {lines[-1] if lines else 'pip failed'}")
-    return sorted(into.glob("*.whl"))
+            raise SourceUnreachableError(f"cannot fetch Lambda wheels {sorted(pinned)}: {lines[-1] if lines else 'pip failed'}")
+    wheels = sorted(into.glob("*.whl"))
+    check_wheels(wheels, pinned)
+    return wheels
 
 
 def _entries(model_dir: Path, wheels: list[Path]) -> dict[str, bytes]:

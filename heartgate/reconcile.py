@@ -54,7 +54,10 @@ class Desired:
         return f"version {self.version} ({self.why})" if self.version else f"nothing ({self.why})"
 
 
-def desired_state(registry: Registry | None, target: str) -> Desired:
+def desired_state(registry: Registry | None, target: str, elsewhere: str | None = None) -> Desired:
+    """elsewhere: why this machine does not serve `target` at all (`DeployTarget.elsewhere`)."""
+    if elsewhere:
+        return Desired(None, elsewhere)
     if registry is None:
         return Desired(None, "no registry yet")
     undeployed = registry.model_tags().get(UNDEPLOYED_TAG.format(target=target))
@@ -88,7 +91,7 @@ def reconcile(config: HeartgateConfig, log: Log = print, lock_timeout_s: float =
     registry = Registry.for_config(config)
     target = target_for(config, log)
     with deploy_lock(target.name, config.state_root, lock_timeout_s):
-        desired = desired_state(registry, target.name)
+        desired = desired_state(registry, target.name, target.elsewhere())
         actual = target.observe()
         if desired.version is None:
             return Reconciled(target=target.name, desired=None, action="nothing_desired", message=f"{target.name}: nothing to serve ({desired.why}); {actual.describe()}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from heartgate.bento import build_bento
 from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
 from heartgate.lambda_package import (
@@ -243,7 +244,10 @@ class AwsLambdaTarget(DeployTarget):
         terraform.apply(current.variables | {"live_version": current.previous_live_version, "previous_live_version": None})
         rolled = self.current(terraform)
         self.log(f"`live` -> function version {rolled.live_version} (registry version {rolled.registry_version})")
-        return rolled
+        try:
+            return self.verify(build_bento(self.config, version))  # smoke-tested, like every deploy
+        except HeartgateError as failure:
+            raise DeployFailed(f"rollback to registry version {version} on aws failed: {failure}") from failure
 
     def undeploy(self) -> Deployment | None:
         self.release_stale_lock(self.terraform())
@@ -260,8 +264,9 @@ class AwsLambdaTarget(DeployTarget):
                 "environment": {}, "function_tags": {}}  # fmt: skip
 
     def observe(self) -> ServingState:
-        """The Terraform state's last apply (`deployed`) against the function version behind `live`
-        (`answering`: Active, and naming the registry version it serves in its environment)."""
+        """The function version the Terraform state puts behind `live` (`deployed`) against the
+        one `live` really points at (`answering`: each names the registry version it serves in its
+        own environment), the state's lock, and a state an interrupted apply left half-written."""
         terraform = self.terraform()
         lock = self.state_lock()
         problems = [f"the Terraform state is locked by {lock['Who']} since {lock['Created']} ({lock['Operation']})"] if lock else []
@@ -271,12 +276,15 @@ class AwsLambdaTarget(DeployTarget):
             if resources:
                 problems.append(f"the Terraform state holds {len(resources)} resources but no finished apply (one was interrupted)")
             return ServingState(target=self.name, problems=tuple(problems))
-        deployed = outputs["deployment"]["environment"].get(REGISTRY_VERSION_VARIABLE)
-        function = self._lambda().get_function_configuration(FunctionName=outputs["function_name"], Qualifier=str(outputs["live_version"]))
-        answering = ((function.get("Environment") or {}).get("Variables") or {}).get(REGISTRY_VERSION_VARIABLE)
+        recorded = str(outputs["live_version"])
+        alias = self._lambda().get_alias(FunctionName=outputs["function_name"], Name="live")["FunctionVersion"]
+        if alias != recorded:
+            problems.append(f"`live` is on function version {alias}, the Terraform state says {recorded} (an apply was interrupted)")
+        function = self._lambda().get_function_configuration(FunctionName=outputs["function_name"], Qualifier=alias)
         if function.get("State", "Active") != "Active":
-            problems.append(f"function version {outputs['live_version']} behind `live` is {function.get('State')}")
-        return ServingState(target=self.name, deployed=deployed, answering=answering, url=str(outputs["url"]), problems=tuple(problems))
+            problems.append(f"function version {alias} behind `live` is {function.get('State')}")
+        url = str(outputs["url"])
+        return ServingState(target=self.name, deployed=self._serves(recorded), answering=self._serves(alias), url=url, problems=tuple(problems))
 
     def verify(self, built: BentoBuild) -> Deployment:
         """Smoke-test the function version behind `live` with the package it should run."""
@@ -318,8 +326,3 @@ class AwsLambdaTarget(DeployTarget):
             )
         terraform.force_unlock(lock["ID"])
         self.log(f"released a stale Terraform state lock ({lock['Operation']} by {lock['Who']} since {lock['Created']}: its process is gone)")
-
-    def health(self, deployment: Deployment) -> str:
-        aws = self.config.deploy.aws
-        alias = self._lambda().get_alias(FunctionName=aws.function_name, Name="live")
-        return f"`live` on function version {alias['FunctionVersion']}"

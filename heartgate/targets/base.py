@@ -52,9 +52,6 @@ class DeployTarget(ABC):
     def roll_back(self, version: str) -> Deployment:
         """Serve registry version `version` again (the one before the current production)."""
 
-    @abstractmethod
-    def health(self, deployment: Deployment) -> str:
-        """How the recorded deployment is doing, checked now (never trusted from the record)."""
 
     @abstractmethod
     def observe(self) -> ServingState:
@@ -123,6 +120,11 @@ class DeployTarget(ABC):
         """Values for the root's required variables when only a destroy needs them (it acts on
         what the state records; the values are not used)."""
         return {}
+
+    def elsewhere(self) -> str | None:
+        """Why this machine does not serve this target at all (None: it does). A shared target
+        (AWS) is served from every machine alike."""
+        return None
 
     def forget(self) -> None:
         """Drop this machine's record of the last good deployment (nothing serves any more)."""

@@ -36,6 +36,7 @@ from heartgate.transaction import Transaction
 
 SERVER = "module.service.terraform_data.server"  # the one resource of the root
 SERVER_MARKER = "bentoml"  # in the command line of every server this target starts
+INTENT_FILE = "serves-here"  # server profile: this machine serves the local target (see `elsewhere`)
 
 
 class LocalTarget(DeployTarget):
@@ -69,6 +70,15 @@ class LocalTarget(DeployTarget):
     def placeholder_variables(self) -> dict[str, Any]:
         return self.variables("heartgate:v0")
 
+    def elsewhere(self) -> str | None:
+        """The local target is this machine. The embedded profile is one machine: it serves
+        production. On the server profile, every worker is a machine of its own, and only the
+        ones a deploy ran on serve (marked before the deploy's first change, so a deploy killed
+        half-way is still repaired here); reconcile on the others must not start servers."""
+        if self.config.stack.profile == "embedded" or (self.deploy_dir / INTENT_FILE).exists():
+            return None
+        return "the server profile serves the local target only on machines a deploy ran on, and none ran here"
+
     def observe(self) -> ServingState:
         terraform = self.terraform()
         recorded = terraform.outputs() if SERVER in terraform.state_list() else {}
@@ -85,9 +95,11 @@ class LocalTarget(DeployTarget):
         if strays:
             problems.append(f"pid {', '.join(map(str, strays))} of an earlier server still hold port {self.config.serve.port}")
         problems += [self._foreign(holder) for holder in foreign]
-        if recorded and terraform.plan_has_changes(self.variables(recorded["bento_tag"])):
-            problems.append("its settings differ from the config (serve.* or the environment changed since it was deployed)")
-        return ServingState(target=self.name, deployed=deployed, answering=answering, url=self.url, problems=tuple(problems))
+        # Not a fault: a config change (serve.*) is applied by the next deploy, smoke-tested; the
+        # watchdog does not retry a setting that may fail its smoke test every period.
+        changed = bool(recorded) and terraform.plan_has_changes(self.variables(recorded["bento_tag"]))
+        notes = ("its settings differ from the config (serve.*): the next deploy applies them",) if changed else ()
+        return ServingState(target=self.name, deployed=deployed, answering=answering, url=self.url, problems=tuple(problems), notes=notes)
 
     def _listening(self) -> tuple[int | None, list[int], list[int]]:
         """The recorded server's pid (if it runs), then the other processes listening on the
@@ -106,6 +118,8 @@ class LocalTarget(DeployTarget):
     def apply(self, built: BentoBuild) -> Deployment:
         terraform = self.terraform()
         previous = self.current()
+        self.deploy_dir.mkdir(parents=True, exist_ok=True)
+        (self.deploy_dir / INTENT_FILE).touch()  # this machine serves the local target from now on
         variables = self.variables(built.bento_tag)
         with Transaction(self.log) as undo:
             undo.on_failure(f"put back what served before {built.bento_tag}", lambda _: self._put_back(terraform, previous, variables))
@@ -162,8 +176,9 @@ class LocalTarget(DeployTarget):
         return f"rolled back: {self.restore(previous, terraform)}"
 
     def restore(self, deployment: Deployment, terraform: Terraform | None = None) -> str:
-        """Put an earlier deployment back, and check that it answers as its version."""
-        self._serve(terraform or self.terraform(), deployment.variables)
+        """Put an earlier deployment back, and check that it answers as its version (a record
+        written before a variable existed gets today's value for it)."""
+        self._serve(terraform or self.terraform(), self.variables(deployment.bento_tag) | deployment.variables)
         answering = answering_version(deployment.url)
         if answering != deployment.registry_version:
             raise DeployFailed(f"{deployment.bento_tag} was applied again but {deployment.url} answers as {answering or 'nothing'}")
@@ -184,11 +199,8 @@ class LocalTarget(DeployTarget):
             terraform.destroy(deployed.variables if deployed else self.placeholder_variables())
         self._stop_strays(include_server=True)
         self.forget()
+        (self.deploy_dir / INTENT_FILE).unlink(missing_ok=True)
         still = listeners(self.config.serve.port)
         if still:
             raise DeployFailed(f"undeploy finished but {self._foreign(still[0])}")
         return deployed
-
-    def health(self, deployment: Deployment) -> str:
-        answering = answering_version(deployment.url)
-        return f"answering as version {answering}" if answering else "NOT ANSWERING"

@@ -202,8 +202,8 @@ def test_rollback_moves_live_back(cloud):
 def test_status_reads_the_live_alias_from_aws(cloud):
     result = cloud["heartgate"]("status")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "aws: heartgate:v1 at " in result.stdout and "(`live` on function version 1)" in result.stdout
-    assert "@production: version 1" in result.stdout
+    assert result.stdout.startswith("aws: desired version 1 (@production); actual version 1 deployed at https://")
+    assert "answering as version 1\n" in result.stdout and "@production: version 1" in result.stdout
 
 
 def stack_resources(cloud) -> tuple:
@@ -246,7 +246,7 @@ def test_a_failing_deploy_from_another_machine_leaves_the_stack_serving(cloud, m
     assert aliases(cloud)[PRODUCTION_ALIAS] == "1"
     status = machine_b("status")
     assert status.returncode == 0, status.stderr[-3000:]
-    assert "aws: heartgate:v1 at " in status.stdout and "(`live` on function version 1)" in status.stdout
+    assert status.stdout.startswith("aws: desired version 1 (@production); actual version 1 deployed at https://")
     assert not (machine_b.state / "deploy" / "aws" / "deployed.json").exists()
 
 
@@ -288,11 +288,13 @@ def test_the_image_artifact_stops_at_the_missing_docker_engine():
 def test_undeploy_from_another_machine_removes_what_the_first_deployed(cloud, machine_b):
     removed = machine_b("undeploy")
     assert removed.returncode == 0, removed.stderr[-3000:]
-    assert removed.stdout.startswith("stopped serving heartgate:v1 at ")
+    assert removed.stdout.startswith("stopped serving version 1 at https://")
     assert cloud["aws"]["lambda"].list_functions()["Functions"] == [] and cloud["aws"]["apigatewayv2"].get_apis()["Items"] == []
     for machine in (machine_b, cloud["heartgate"]):  # the same answer from both machines
         status = machine("status")
-        assert status.returncode == 0 and status.stdout.startswith("aws: nothing deployed"), status.stdout + status.stderr
+        assert status.returncode == 0, status.stdout + status.stderr  # desired nothing, nothing deployed: in sync
+        assert status.stdout.startswith("aws: desired nothing (undeployed at "), status.stdout
+        assert "by heartgate undeploy); actual nothing deployed\n" in status.stdout
 
 
 def test_the_secret_never_lands_anywhere(cloud):

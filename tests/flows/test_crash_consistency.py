@@ -1,8 +1,8 @@
-"""Fault injection on the local target: a `heartgate run` is killed (SIGKILL to its whole process
-group, Prefect's temporary server and Terraform included) at each point where a crash could leave
-production inconsistent, then `heartgate reconcile` runs, and production must be served,
-healthy, smoke-tested, with no orphan server, no stale lock, the killed run CRASHED and the repair
-in the lineage.
+"""Fault injection: a `heartgate run` is killed (SIGKILL to its whole process group, Prefect's
+temporary server and Terraform included) at each point where a crash could leave production
+inconsistent, then `heartgate reconcile` runs, and production must be served, healthy,
+smoke-tested, with no orphan (server, or resource outside Terraform's state), no stale lock, the
+killed run CRASHED and the repair in the lineage. On the local target and on AWS (moto).
 
 The kill points are found in the run's own log (the marker lines it prints as it goes). Each test
 starts from version 1 (5 epochs) in production; the killed run trains a 20-epoch candidate, which
@@ -37,7 +37,7 @@ SECRET = "hg-crash-test-secret-value"
 LOG_MAX_BYTES = 4096
 CANDIDATE = ("--set", "train.epochs=20")
 # (kill point, marker in the run's log, seconds to wait after the marker, does @production move?)
-KILL_POINTS = [
+LOCAL_KILL_POINTS = [
     ("training", r"Task run 'split-data-\w+' - Finished", 3.0, False),
     ("after-register", r"registered heartgate-ecg-autoencoder version \d+ as @candidate", 0.0, False),
     ("after-promote", r"@production -> version \d+", 0.0, True),
@@ -45,26 +45,36 @@ KILL_POINTS = [
     ("apply-destroy", r"terraform_data.server: Destroying\.\.\.", 0.0, True),
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
 ]
+# AWS deploys blue/green: publish a version (the first apply), smoke-test it, move `live` (the second).
+AWS_KILL_POINTS = [
+    ("training", LOCAL_KILL_POINTS[0][1], 3.0, False),
+    ("after-promote", LOCAL_KILL_POINTS[2][1], 0.0, True),
+    ("apply-publish", r"aws_lambda_function.this: Modifying\.\.\.", 0.3, True),
+    ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
+    ("apply-move-live", r"aws_lambda_alias.live: Modifying\.\.\.", 0.0, True),
+]
+KILL_POINTS = [("local", *point) for point in LOCAL_KILL_POINTS] + [("aws", *point) for point in AWS_KILL_POINTS]
+AWS = ("--target", "aws", "--set", "deploy.aws.s3_path_style=true", "--set", "deploy.aws.function_name=hgcrash",
+       "--set", "deploy.aws.state_key=crash/terraform.tfstate")  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
-    state = tmp_path_factory.mktemp("crash") / "state"
-    undeploy_at_teardown(state)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
-    env |= {"AWS_ACCESS_KEY_ID": "AKIAHEARTGATETEST", "AWS_SECRET_ACCESS_KEY": SECRET}  # the run has them; the server must not
-    flags = ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null",
-             "--set", f"serve.log_max_bytes={LOG_MAX_BYTES}", "--set", "serve.log_backups=2")  # fmt: skip
+class Site:
+    """One state dir with version 1 in production on `target`, and the commands run on it."""
 
-    def heartgate(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "heartgate.cli", *args, *flags], env=env, capture_output=True, text=True, timeout=timeout)
+    def __init__(self, target: str, state: Path, env: dict[str, str], flags: tuple[str, ...]) -> None:
+        self.target, self.state, self.env, self.flags = target, state, env, flags
+        first = self.heartgate("run", "--auto-approve", "--set", "train.epochs=5")
+        assert first.returncode == 0, first.stderr[-3000:]
 
-    def killed_run(marker: str, delay: float) -> str:
+    def heartgate(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "heartgate.cli", *args, *self.flags]
+        return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def killed_run(self, marker: str, delay: float) -> str:
         """Start `heartgate run` on a candidate, SIGKILL its process group `delay` s after the
         first log line matching `marker`; returns the log up to then."""
-        command = [sys.executable, "-m", "heartgate.cli", "run", "--auto-approve", *CANDIDATE, *flags]
-        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        command = [sys.executable, "-m", "heartgate.cli", "run", "--auto-approve", *CANDIDATE, *self.flags]
+        run = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         seen, deadline = [], time.monotonic() + 600
         for line in run.stdout:
             seen.append(line)
@@ -77,9 +87,36 @@ def site(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
         assert re.search(marker, log), f"the run ended before {marker!r}:\n{log[-3000:]}"
         return log
 
-    first = heartgate("run", "--auto-approve", "--set", "train.epochs=5")
-    assert first.returncode == 0, first.stderr[-3000:]
-    return {"state": state, "port": port, "url": f"http://127.0.0.1:{port}", "heartgate": heartgate, "killed_run": killed_run}
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
+    state = tmp_path_factory.mktemp("crash") / "state"
+    undeploy_at_teardown(state)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+    env |= {"AWS_ACCESS_KEY_ID": "AKIAHEARTGATETEST", "AWS_SECRET_ACCESS_KEY": SECRET}  # the run has them; the server must not
+    flags = ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null",
+             "--set", f"serve.log_max_bytes={LOG_MAX_BYTES}", "--set", "serve.log_backups=2")  # fmt: skip
+    site = Site("local", state, env, flags)
+    site.port, site.url = port, f"http://127.0.0.1:{port}"
+    return site
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory, moto_server, reference_csv_gz):
+    import boto3
+
+    state = tmp_path_factory.mktemp("crash-aws") / "state"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", "AWS_"))}
+    env |= {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1"}
+    site_aws = {name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+                for name in ("s3", "lambda", "apigatewayv2")}  # fmt: skip
+    site_aws["s3"].create_bucket(Bucket="heartgate-terraform-state")
+    flags = ("--state-dir", str(state), *AWS, "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")
+    site = Site("aws", state, env, flags)
+    site.clients = site_aws
+    yield site
+    site.heartgate("undeploy")
 
 
 def served_version(url: str) -> str | None:
@@ -100,6 +137,10 @@ def production(state: Path) -> str:
     return str(registry(state).get_registered_model(MODEL).aliases["production"])
 
 
+def newest(state: Path) -> str:
+    return str(max(int(v.version) for v in registry(state).search_model_versions(f"name='{MODEL}'")))
+
+
 def servers_on(port: int) -> list[str]:
     return [command for command in running_commands() if "bentoml serve" in command and f"--port {port}" in command]
 
@@ -110,41 +151,61 @@ def flow_run_states(state: Path) -> dict[str, str]:
         return dict(db.execute("select name, state_type from flow_run").fetchall())
 
 
-def assert_no_stale_lock(state: Path) -> None:
-    for lock in (StatePaths(state).root / "locks").glob("*.lock"):
+def assert_no_stale_lock(site: Site) -> None:
+    for lock in (StatePaths(site.state).root / "locks").glob("*.lock"):
         with lock.open() as handle:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if anybody still holds it
-    assert not list((StatePaths(state).terraform / "local").glob(".terraform.tfstate.lock.info"))
+    if site.target == "local":
+        assert not list((StatePaths(site.state).terraform / "local").glob(".terraform.tfstate.lock.info"))
+    else:
+        keys = [item["Key"] for item in site.clients["s3"].list_objects_v2(Bucket="heartgate-terraform-state", Prefix="crash/").get("Contents", [])]
+        assert keys == ["crash/terraform.tfstate"], keys  # no .tflock left
 
 
-@pytest.mark.parametrize(("point", "marker", "delay", "moves"), KILL_POINTS, ids=[point[0] for point in KILL_POINTS])
-def test_reconcile_after_a_kill(site, point, marker, delay, moves):
-    state, url = site["state"], site["url"]
-    before = production(state)
-    log = site["killed_run"](marker, delay)
+def assert_served(site: Site, version: str) -> None:
+    """Serving `version`, and nothing beside it: no second server, no resource outside the state."""
+    if site.target == "local":
+        assert served_version(site.url) == version
+        bentoml = Path(sys.executable).with_name("bentoml")
+        assert servers_on(site.port) == [f"{sys.executable} {bentoml} serve heartgate:v{version} --host 127.0.0.1 --port {site.port}"]
+        assert pid_in(StatePaths(site.state).deploy / "local" / "server.pid", "bentoml") is not None
+        return
+    lam = site.clients["lambda"]
+    live = lam.get_alias(FunctionName="hgcrash", Name="live")["FunctionVersion"]
+    environment = lam.get_function_configuration(FunctionName="hgcrash", Qualifier=live)["Environment"]["Variables"]
+    assert environment["HEARTGATE_REGISTRY_VERSION"] == version
+    assert [f["FunctionName"] for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith("hgcrash")] == ["hgcrash"]
+    assert [a["Name"] for a in site.clients["apigatewayv2"].get_apis()["Items"]].count("hgcrash") == 1
+
+
+@pytest.mark.parametrize(("target", "point", "marker", "delay", "moves"), KILL_POINTS, ids=[f"{p[0]}-{p[1]}" for p in KILL_POINTS])
+def test_reconcile_after_a_kill(request, target, point, marker, delay, moves):
+    site: Site = request.getfixturevalue(target)
+    before = production(site.state)
+    log = site.killed_run(marker, delay)
     killed = re.search(r"Beginning flow run '([\w-]+)'", log).group(1)
-    wanted = str(int(max(registry(state).search_model_versions(f"name='{MODEL}'"), key=lambda v: int(v.version)).version)) if moves else before
-    assert production(state) == wanted  # the kill left @production where the run had put it
+    wanted = newest(site.state) if moves else before
+    assert production(site.state) == wanted  # the kill left @production where the run had put it
 
-    reconciled = site["heartgate"]("reconcile")
+    reconciled = site.heartgate("reconcile")
     assert reconciled.returncode == 0, reconciled.stderr[-3000:]
-    assert served_version(url) == wanted == production(state)
-    status = site["heartgate"]("status")
+    print(f"{target} killed at {point}: {reconciled.stdout.strip()}")
+    assert production(site.state) == wanted
+    assert_served(site, wanted)
+    status = site.heartgate("status")
     assert status.returncode == 0, status.stdout + status.stderr[-2000:]
-    assert f"desired version {wanted} (@production); actual version {wanted} deployed at {url}, answering as version {wanted}" in status.stdout
-    assert servers_on(site["port"]) == [f"{sys.executable} {Path(sys.executable).with_name('bentoml')} serve heartgate:v{wanted} --host 127.0.0.1 --port {site['port']}"]
-    assert pid_in(StatePaths(state).deploy / "local" / "server.pid", "bentoml") is not None
-    assert_no_stale_lock(state)
-    assert flow_run_states(state)[killed] == "CRASHED"
-    tags = registry(state).get_model_version(MODEL, wanted).tags
+    assert f"{target}: desired version {wanted} (@production); actual version {wanted} deployed at " in status.stdout
+    assert f"answering as version {wanted}\n" in status.stdout
+    assert_no_stale_lock(site)
+    assert flow_run_states(site.state)[killed] == "CRASHED"
     if moves:  # the repair is in the lineage of the version now served
-        assert "reconciled.local" in tags, tags
-        assert reconciled.stdout.startswith(("local: redeployed version", "local: serves version")), reconciled.stdout
+        assert f"reconciled.{target}" in registry(site.state).get_model_version(MODEL, wanted).tags
 
-    if production(state) != before:  # back to version 1 for the next kill point: rollback checks what serves
-        rolled = site["heartgate"]("rollback")
+    if production(site.state) != before:  # back to version 1 for the next kill point: rollback checks what serves
+        rolled = site.heartgate("rollback")
         assert rolled.returncode == 0, rolled.stderr[-3000:]
-        assert served_version(url) == before == production(state)
+        assert production(site.state) == before
+        assert_served(site, before)
 
 
 def server_processes(state: Path) -> list[int]:
@@ -155,18 +216,18 @@ def server_processes(state: Path) -> list[int]:
     return [pid, *descendants(pid)]
 
 
-def test_the_server_starts_without_the_runs_environment(site):
-    for pid in server_processes(site["state"]):
+def test_the_server_starts_without_the_runs_environment(local):
+    for pid in server_processes(local.state):
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         assert SECRET.encode() not in environ and b"AWS_ACCESS_KEY_ID" not in environ, pid
         assert b"HEARTGATE_SERVE__MAX_ROWS=" in environ  # what it does need
 
 
-def test_the_server_log_has_one_line_per_request_and_rotates(site):
-    log = StatePaths(site["state"]).deploy / "local" / "server.log"
+def test_the_server_log_has_one_line_per_request_and_rotates(local):
+    log = StatePaths(local.state).deploy / "local" / "server.log"
     requests = 80  # about 300 bytes each: several rotations of 4 KiB
     for _ in range(requests):
-        request = urllib.request.Request(f"{site['url']}/predict", data=b"{}", headers={"content-type": "application/json"})
+        request = urllib.request.Request(f"{local.url}/predict", data=b"{}", headers={"content-type": "application/json"})
         try:
             urllib.request.urlopen(request, timeout=5)
         except urllib.error.HTTPError as exc:

@@ -91,8 +91,9 @@ def test_a_better_candidate_is_deployed_and_heartgate_rollback_undoes_it(site):
     assert aliases(site["state"]) == {"candidate": "3", PRODUCTION_ALIAS: "3", PREVIOUS_ALIAS: "1"}
 
     status = site["heartgate"]("status")
-    assert f"local: heartgate:v3 at {site['url']} (answering as version 3)" in status.stdout
-    assert "-> bento heartgate:v3 -> terraform state serial " in status.stdout
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert f"local: desired version 3 (@production); actual version 3 deployed at {site['url']}, answering as version 3\n" in status.stdout
+    assert "-> bento heartgate:v3 -> never reconciled" in status.stdout
 
     rolled = site["heartgate"]("rollback")
     assert rolled.returncode == 0, rolled.stderr[-3000:]

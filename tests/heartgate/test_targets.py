@@ -40,7 +40,7 @@ def test_a_new_target_is_one_subclass(tmp_path):
 
     class EdgeTarget(DeployTarget):
         name = "edge"
-        apply = serving_again = roll_back = health = backend_config = observe = verify = lambda self, *args: None  # noqa: E731
+        apply = serving_again = roll_back = backend_config = observe = verify = lambda self, *args: None  # noqa: E731
 
     assert "edge" in target_names()
     assert isinstance(target_for(load_config(overrides={"state_dir": str(tmp_path), "deploy": {"target": "edge"}})), EdgeTarget)

@@ -48,4 +48,4 @@ def test_a_failing_command_raises_with_terraforms_own_text(tmp_path):
     terraform = Terraform(root=TERRAFORM_DIR / "envs" / "local", work_dir=tmp_path, log=lambda _: None)
     terraform.init({"path": str(tmp_path / "terraform.tfstate")})
     with pytest.raises(TerraformError, match="terraform plan failed in local: .*port"):
-        terraform.plan_has_changes({"bento_tag": "x:v1", "port": "not-a-number", "bentoml_bin": "b", "bentoml_home": "h", "run_dir": "r"})
+        terraform.plan_has_changes({"bento_tag": "x:v1", "port": "not-a-number", "bentoml_bin": "b", "bentoml_home": "h", "run_dir": "r", "python_bin": "p"})

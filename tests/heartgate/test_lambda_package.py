@@ -1,0 +1,35 @@
+"""The Lambda wheels are the files requirements.lock pins, checked by sha256."""
+
+import hashlib
+
+import pytest
+
+from heartgate.lambda_package import (
+    RUNTIME_PACKAGES,
+    WheelHashMismatch,
+    check_wheels,
+    runtime_requirements,
+)
+
+
+def test_the_runtime_wheels_are_pinned_with_their_hash_in_the_lock():
+    pinned = runtime_requirements()
+    assert sorted(pinned) == sorted(RUNTIME_PACKAGES)
+    assert all(" --hash=sha256:" in line for line in pinned.values())
+
+
+def test_a_wheel_that_is_not_the_pinned_file_is_refused(tmp_path):
+    good = tmp_path / "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl"
+    good.write_bytes(b"the pinned bytes")
+    pinned = {"numpy": f"numpy==2.4.6 --hash=sha256:{hashlib.sha256(b'the pinned bytes').hexdigest()}"}
+    check_wheels([good], pinned)
+    good.write_bytes(b"tampered bytes")
+    with pytest.raises(WheelHashMismatch, match=r"^Lambda wheel numpy-2\.4\.6-.*\.whl \(sha256 \w{12}…\) is not a file requirements.lock pins"):
+        check_wheels([good], pinned)
+
+
+def test_a_lock_without_hashes_is_refused_in_one_line(tmp_path):
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("numpy==2.4.6\nonnxruntime==1.32.0\n")
+    with pytest.raises(WheelHashMismatch, match=r"pins no hash for onnxruntime, numpy: run `make lock`$"):
+        runtime_requirements(lock)
