@@ -73,6 +73,17 @@ def wait_until_answering(url: str, server: subprocess.Popen, what: str, timeout:
             time.sleep(0.2)
 
 
+def clean_environment(*prefixes: str) -> dict[str, str]:
+    """This process's environment without heartgate's, Prefect's and MLflow's settings (and any
+    `prefixes`): a `heartgate` started with it sees only its own flags."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", *prefixes))}
+
+
+def local_flags(state: Path, port: int, reference_csv: Path) -> tuple[str, ...]:
+    """A state dir serving on `port`, reading the reference beats (no download)."""
+    return ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv}", "--set", "data.sha256=null")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -33,6 +33,7 @@ def stack(tmp_path_factory, undeploy_at_teardown):
     ports = (
         "--set", f"stack.prefect_port={free_port()}", "--set", f"stack.mlflow_port={free_port()}",
         "--set", f"serve.port={free_port()}",  # handed to the flows the worker runs
+        "--set", "stack.watchdog_interval_s=3600",  # quiet here: tests/flows/test_watchdog.py runs it
     )  # fmt: skip
     state = root / "stack-state"
     undeploy_at_teardown(state)

@@ -28,7 +28,7 @@ import pytest
 
 from heartgate.processes import pid_in, running_commands
 from heartgate.state import StatePaths
-from tests.conftest import free_port
+from tests.conftest import clean_environment, free_port, local_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,8 +46,9 @@ LOCAL_KILL_POINTS = [
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
 ]
 # AWS deploys blue/green: publish a version (the first apply), smoke-test it, move `live` (the second).
+# Nothing touches AWS before the promotion, so a kill in training or after register is the local
+# target's case above (reconcile finds production served and smoke-tests it).
 AWS_KILL_POINTS = [
-    ("training", LOCAL_KILL_POINTS[0][1], 3.0, False),
     ("after-promote", LOCAL_KILL_POINTS[2][1], 0.0, True),
     ("apply-publish", r"aws_lambda_function.this: Modifying\.\.\.", 0.3, True),
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
@@ -93,10 +94,8 @@ def local(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
     state = tmp_path_factory.mktemp("crash") / "state"
     undeploy_at_teardown(state)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
-    env |= {"AWS_ACCESS_KEY_ID": "AKIAHEARTGATETEST", "AWS_SECRET_ACCESS_KEY": SECRET}  # the run has them; the server must not
-    flags = ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null",
-             "--set", f"serve.log_max_bytes={LOG_MAX_BYTES}", "--set", "serve.log_backups=2")  # fmt: skip
+    env = clean_environment() | {"AWS_ACCESS_KEY_ID": "AKIAHEARTGATETEST", "AWS_SECRET_ACCESS_KEY": SECRET}  # the run has them; the server must not
+    flags = (*local_flags(state, port, reference_csv_gz), "--set", f"serve.log_max_bytes={LOG_MAX_BYTES}", "--set", "serve.log_backups=2")
     site = Site("local", state, env, flags)
     site.port, site.url = port, f"http://127.0.0.1:{port}"
     return site
@@ -107,8 +106,7 @@ def aws(tmp_path_factory, moto_server, reference_csv_gz):
     import boto3
 
     state = tmp_path_factory.mktemp("crash-aws") / "state"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", "AWS_"))}
-    env |= {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1"}
+    env = clean_environment("AWS_") | {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1"}
     site_aws = {name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
                 for name in ("s3", "lambda", "apigatewayv2")}  # fmt: skip
     site_aws["s3"].create_bucket(Bucket="heartgate-terraform-state")

@@ -78,6 +78,7 @@ def team(moto_server, reference_csv_gz):
         "stack": {
             **ports, "artifacts_destination": f"s3://{BUCKET}/mlflow-artifacts", "results_storage": f"s3://{BUCKET}/prefect-results",
             "git_repository": repository, "git_ref": "main",
+            "watchdog_interval_s": 3600,  # quiet here: tests/flows/test_watchdog.py runs it
         },
     }  # fmt: skip
     config_file = root / "team.yaml"

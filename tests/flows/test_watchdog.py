@@ -17,7 +17,7 @@ import pytest
 
 from heartgate.processes import pid_in
 from heartgate.state import StatePaths
-from tests.conftest import free_port
+from tests.conftest import clean_environment, free_port, local_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -29,8 +29,7 @@ def stack(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
     state = tmp_path_factory.mktemp("watchdog") / "state"
     undeploy_at_teardown(state)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
-    flags = ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")
+    env, flags = clean_environment(), local_flags(state, port, reference_csv_gz)
     stack_flags = ("--set", f"stack.prefect_port={free_port()}", "--set", f"stack.mlflow_port={free_port()}", "--set", f"stack.watchdog_interval_s={INTERVAL_S}")
 
     def heartgate(*args: str) -> subprocess.CompletedProcess:
@@ -62,7 +61,8 @@ def test_the_watchdog_is_deployed_on_its_schedule(stack):
         watchdog = client.read_deployment_by_name("reconcile/watchdog")
     (schedule,) = watchdog.schedules
     assert schedule.schedule.interval.total_seconds() == INTERVAL_S and schedule.active
-    assert watchdog.concurrency_limit == 1
+    assert watchdog.global_concurrency_limit.limit == 1
+    assert watchdog.concurrency_options.collision_strategy.value == "CANCEL_NEW"
 
 
 def test_a_killed_server_is_back_within_one_period_and_status_tells_the_truth_meanwhile(stack):
