@@ -161,8 +161,39 @@ def ensure_work_pool(config: HeartgateConfig, env: Mapping[str, str]) -> str:
                 client.create_work_pool(WorkPoolCreate(name=config.stack.work_pool, type="process"))
             except ObjectAlreadyExists:
                 pass
+            ensure_crash_detection(client)
         block.save(RESULTS_BLOCK, overwrite=True)
     return f"{block.get_block_type_slug()}/{RESULTS_BLOCK}"
+
+
+CRASH_AUTOMATION = "heartgate: a run that stops beating is crashed"
+HEARTBEAT_S = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of deployment runs (prefect.yaml)
+# Every event after which a run may go quiet on purpose, or ends: a paused or suspended run waits
+# without a process to beat; the others are final.
+QUIET_OR_FINAL = ("Completed", "Failed", "Cancelled", "Crashed", "Paused", "Suspended")
+
+
+def ensure_crash_detection(client: Any) -> None:  # noqa: ANN401 - prefect's SyncPrefectClient
+    """The server's own zombie detection (Prefect's recipe): a run whose heartbeat stops for three
+    periods, its worker or machine gone with it, is set CRASHED. It covers every host; heartgate's
+    own check (heartgate.runs) covers a run in a terminal, which has no worker."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    if client.read_automations_by_name(CRASH_AUTOMATION):
+        return
+    heartbeat = "prefect.flow-run.heartbeat"
+    trigger = EventTrigger(
+        after={heartbeat}, expect={heartbeat, *(f"prefect.flow-run.{state}" for state in QUIET_OR_FINAL)},
+        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}), for_each={"prefect.resource.id"},
+        posture=Posture.Proactive, threshold=1, within=timedelta(seconds=3 * HEARTBEAT_S),
+    )  # fmt: skip
+    message = f"no heartbeat for {3 * HEARTBEAT_S}s: its process, worker or machine is gone"
+    client.create_automation(AutomationCore(name=CRASH_AUTOMATION, trigger=trigger, actions=[ChangeFlowRunState(state=StateType.CRASHED, message=message)]))
 
 
 WATCHDOG_DEPLOYMENT = "watchdog"

@@ -8,6 +8,7 @@ UI's Run button does, and answered with `heartgate approve`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -220,6 +221,28 @@ def test_a_suspended_run_survives_killing_every_worker(team, race):
     assert final.is_completed() and final.message.startswith("promoted version"), final.message
     assert "(approved by alice) and deployed" in final.message
     assert set(versions(team)) == before  # the resumed run reused its results: no second training, no new version
+
+
+def test_a_run_whose_worker_dies_with_it_ends_crashed(team):
+    """The worker and its run killed with -9 (its machine gone, say): nobody is left to report it;
+    the server's heartbeat automation (`heartgate up` creates it) ends the run CRASHED."""
+    from heartgate.processes import descendants, runs_here
+
+    with Api(team) as api:
+        run_id = api.launch(parameters={"overrides": {"train.epochs": 400}})
+        api.wait(run_id, until=lambda state: state.is_running())
+        time.sleep(5)  # past its first heartbeat
+        run_pid = runs_here(api.client.read_flow_run(run_id).infrastructure_pid)
+        doomed = [run_pid, *descendants(run_pid)]
+        for pidfile in (team["state"] / "stack").glob("worker-*.pid"):
+            os.killpg(int(pidfile.read_text()), signal.SIGKILL)
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        final = api.wait(run_id, timeout=300)
+    print(f"run whose worker died ended {final.name} after {time.monotonic() - started:.0f}s")
+    assert final.is_crashed() and final.message == "no heartbeat for 90s: its process, worker or machine is gone", final
 
 
 def test_both_servers_refuse_a_call_without_the_credential(team):
