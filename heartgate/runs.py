@@ -7,8 +7,9 @@ act on an answer to it. `end_dead_runs` sets them CRASHED; reconcile (so every r
 reconcile` and the watchdog) and `heartgate pending/approve/reject` call it.
 
 A suspended run (waiting for approval from a deployment) holds no process on purpose and is left
-alone; a process on another host is that host's to judge (its worker, or the Prefect server's
-own zombie detection from heartbeats on the team stack).
+alone. A run a worker started is recorded by the worker itself (its process's pid, without a
+host): the Prefect server's heartbeat automation, which `heartgate up` creates, ends those when
+they go silent, on whatever machine they ran.
 """
 
 from __future__ import annotations

@@ -226,13 +226,13 @@ def test_a_suspended_run_survives_killing_every_worker(team, race):
 def test_a_run_whose_worker_dies_with_it_ends_crashed(team):
     """The worker and its run killed with -9 (its machine gone, say): nobody is left to report it;
     the server's heartbeat automation (`heartgate up` creates it) ends the run CRASHED."""
-    from heartgate.processes import descendants, runs_here
+    from heartgate.processes import descendants
 
     with Api(team) as api:
         run_id = api.launch(parameters={"overrides": {"train.epochs": 400}})
         api.wait(run_id, until=lambda state: state.is_running())
         time.sleep(5)  # past its first heartbeat
-        run_pid = runs_here(api.client.read_flow_run(run_id).infrastructure_pid)
+        run_pid = int(api.client.read_flow_run(run_id).infrastructure_pid.rpartition(":")[2])  # the process worker records the pid
         doomed = [run_pid, *descendants(run_pid)]
         for pidfile in (team["state"] / "stack").glob("worker-*.pid"):
             os.killpg(int(pidfile.read_text()), signal.SIGKILL)
