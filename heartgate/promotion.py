@@ -22,7 +22,7 @@ from heartgate.contracts import (
 from heartgate.errors import HeartgateError
 from heartgate.lineage import timestamp
 from heartgate.locks import deploy_lock, promotion_lock
-from heartgate.reconcile import UNDEPLOYED_TAG
+from heartgate.reconcile import clear_undeployed
 from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
 from heartgate.targets import target_for
 from heartgate.targets.base import RollbackError
@@ -99,7 +99,7 @@ def roll_back(config: HeartgateConfig, log: Callable[[str], None] = print) -> De
                     raise RollbackError(f"@production moved to {label(now)} during the rollback; aliases left as they are")
                 registry.point(PRODUCTION_ALIAS, previous)
                 registry.point(PREVIOUS_ALIAS, None)
-        registry.tag_model(UNDEPLOYED_TAG.format(target=target.name), None)
+        clear_undeployed(registry, target.name)  # serving again: the watchdog keeps it so
     if current:
         registry.tag(current, {"rolled_back": f"{timestamp()}: production rolled back to version {previous}"})
     log(f"rolled back: @production is version {previous} (was {current or 'none'}), serving at {deployment.url}")
