@@ -46,9 +46,8 @@ LOCAL_KILL_POINTS = [
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
 ]
 # AWS deploys blue/green: publish a version (the first apply), smoke-test it, move `live` (the second).
-# Nothing touches AWS before the promotion, so a kill in training or after register is the local
-# target's case above (reconcile finds production served and smoke-tests it).
 AWS_KILL_POINTS = [
+    *LOCAL_KILL_POINTS[:2],  # training, after register: nothing touched AWS yet; reconcile smoke-tests what serves
     ("after-promote", LOCAL_KILL_POINTS[2][1], 0.0, True),
     ("apply-publish", r"aws_lambda_function.this: Modifying\.\.\.", 0.3, True),
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
