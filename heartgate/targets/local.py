@@ -79,12 +79,18 @@ class LocalTarget(DeployTarget):
             return None
         return "the server profile serves the local target only on machines a deploy ran on, and none ran here"
 
+    def _recorded(self, terraform: Terraform) -> dict[str, Any]:
+        """Terraform's outputs for the server it records ({} when none): where it serves now,
+        which is where the config says only until a run changes serve.port."""
+        return terraform.outputs() if SERVER in terraform.state_list() else {}
+
     def observe(self) -> ServingState:
         terraform = self.terraform()
-        recorded = terraform.outputs() if SERVER in terraform.state_list() else {}
+        recorded = self._recorded(terraform)
         deployed = registry_version_of(recorded["bento_tag"]) if recorded else None
-        answering = answering_version(self.url)
-        pid, strays, foreign = self._listening()
+        url = recorded.get("url", self.url)
+        answering = answering_version(url)
+        pid, strays, foreign = self._listening(port_of(url))
         problems = []
         if recorded and pid is None:
             problems.append(f"the server of {recorded['bento_tag']} is gone (Terraform still records it)")
@@ -93,27 +99,28 @@ class LocalTarget(DeployTarget):
         if not recorded and pid is not None:
             problems.append(f"server pid {pid} runs outside Terraform's state (left by an interrupted deploy)")
         if strays:
-            problems.append(f"pid {', '.join(map(str, strays))} of an earlier server still hold port {self.config.serve.port}")
-        problems += [self._foreign(holder) for holder in foreign]
+            problems.append(f"pid {', '.join(map(str, strays))} of an earlier server still hold port {port_of(url)}")
+        problems += [self._foreign(holder, port_of(url)) for holder in foreign]
         # Not a fault: a config change (serve.*) is applied by the next deploy, smoke-tested; the
         # watchdog does not retry a setting that may fail its smoke test every period.
         changed = bool(recorded) and terraform.plan_has_changes(self.variables(recorded["bento_tag"]))
         notes = ("its settings differ from the config (serve.*): the next deploy applies them",) if changed else ()
-        return ServingState(target=self.name, deployed=deployed, answering=answering, url=self.url, problems=tuple(problems), notes=notes)
+        return ServingState(target=self.name, deployed=deployed, answering=answering, url=url, problems=tuple(problems), notes=notes)
 
-    def _listening(self) -> tuple[int | None, list[int], list[int]]:
-        """The recorded server's pid (if it runs), then the other processes listening on the
-        port: heartgate's (the workers of a server that was killed keep the socket and answer),
-        and anyone else's."""
+    def _listening(self, port: int | None = None) -> tuple[int | None, list[int], list[int]]:
+        """The recorded server's pid (if it runs), then the other processes listening on `port`
+        (the config's by default): heartgate's (the workers of a server that was killed keep the
+        socket and answer), and anyone else's."""
+        port = port or self.config.serve.port
         pid = pid_in(self.pidfile, SERVER_MARKER)
         tree = {pid, *descendants(pid)} if pid else set()
         home = str(StatePaths(self.config.state_root).bentoml_home)
-        others = [holder for holder in listeners(self.config.serve.port) if holder not in tree]
+        others = [holder for holder in listeners(port) if holder not in tree]
         ours = [holder for holder in others if SERVER_MARKER in command_line(holder) and environment_of(holder).get("BENTOML_HOME") == home]
         return pid, ours, [holder for holder in others if holder not in ours]
 
-    def _foreign(self, pid: int) -> str:
-        return f"port {self.config.serve.port} is held by pid {pid} ({command_line(pid)[:80] or '?'}), which heartgate did not start"
+    def _foreign(self, pid: int, port: int | None = None) -> str:
+        return f"port {port or self.config.serve.port} is held by pid {pid} ({command_line(pid)[:80] or '?'}), which heartgate did not start"
 
     def apply(self, built: BentoBuild) -> Deployment:
         terraform = self.terraform()
@@ -131,40 +138,49 @@ class LocalTarget(DeployTarget):
         return self._record(built, variables)
 
     def verify(self, built: BentoBuild) -> Deployment:
-        self._smoke_test(built)
-        return self._record(built, self.variables(built.bento_tag))
+        """Smoke-test the server Terraform records where it serves (a run that changes serve.port
+        moves it only when it deploys), and record it as the deployment that passed."""
+        url = self._recorded(self.terraform()).get("url", self.url)
+        self._smoke_test(built, url)
+        previous = self.current()
+        if previous is not None and previous.bento_tag == built.bento_tag:
+            variables = previous.variables
+        else:  # applied, killed before its record was written: the config's settings, at its port
+            variables = self.variables(built.bento_tag) | {"port": port_of(url)}
+        return self._record(built, variables, url)
 
     def _serve(self, terraform: Terraform, variables: dict[str, Any]) -> None:
         """Apply `variables`, first stopping strays and marking a dead server for replacement;
         then check that the server Terraform started is the one that holds the port."""
-        recorded = SERVER in terraform.state_list()
+        recorded = self._recorded(terraform)
         self._stop_strays(include_server=not recorded)
-        dead = recorded and (pid_in(self.pidfile, SERVER_MARKER) is None or answering_version(self.url) is None)
+        dead = bool(recorded) and (pid_in(self.pidfile, SERVER_MARKER) is None or answering_version(recorded["url"]) is None)
         if dead:
-            self.log(f"the recorded server does not answer at {self.url}: replacing it")
+            self.log(f"the recorded server does not answer at {recorded['url']}: replacing it")
         terraform.apply(variables, replace=(SERVER,) if dead else ())
         pid, strays, foreign = self._listening()
         if pid is None or strays or foreign:
             holders = ", ".join(map(str, strays + foreign)) or "nobody"
             raise DeployFailed(f"after the apply, port {self.config.serve.port} is held by {holders}, not by the server Terraform started")
 
-    def _stop_strays(self, include_server: bool) -> None:
+    def _stop_strays(self, include_server: bool, port: int | None = None) -> None:
         """Stop heartgate's processes that hold the port outside the recorded server (and that
         server too, when Terraform's state does not record it); refuse anyone else's."""
-        pid, strays, foreign = self._listening()
+        pid, strays, foreign = self._listening(port)
         if foreign:
-            raise DeployFailed(f"{self._foreign(foreign[0])}: stop it, or set serve.port")
+            raise DeployFailed(f"{self._foreign(foreign[0], port)}: stop it, or set serve.port")
         for stray in ([pid] if include_server and pid else []) + strays:
             self.log(f"stopping pid {stray}: it serves outside Terraform's state (left by a killed server or an interrupted deploy)")
             stop_tree(stray)
 
-    def _smoke_test(self, built: BentoBuild) -> None:
-        status, body = post_json(f"{self.url}/predict", smoke_payload(model_dir(built.model_tag)))
-        check_answer(self.url, status, body, built.registry_version)
-        self.log(f"smoke test passed: {self.url} serves version {built.registry_version} and labels both known beats right")
+    def _smoke_test(self, built: BentoBuild, url: str | None = None) -> None:
+        url = url or self.url
+        status, body = post_json(f"{url}/predict", smoke_payload(model_dir(built.model_tag)))
+        check_answer(url, status, body, built.registry_version)
+        self.log(f"smoke test passed: {url} serves version {built.registry_version} and labels both known beats right")
 
-    def _record(self, built: BentoBuild, variables: dict[str, Any]) -> Deployment:
-        deployment = self.deployment(built, self.url, variables, state_serial=state_serial(self.work_dir / "terraform.tfstate"))
+    def _record(self, built: BentoBuild, variables: dict[str, Any], url: str | None = None) -> Deployment:
+        deployment = self.deployment(built, url or self.url, variables, state_serial=state_serial(self.work_dir / "terraform.tfstate"))
         self.record(deployment)
         return deployment
 
@@ -195,12 +211,18 @@ class LocalTarget(DeployTarget):
         """Destroy the server Terraform records and any stray one; succeed only once nothing answers."""
         terraform = self.terraform()
         deployed = self.current()
-        if SERVER in terraform.state_list():
+        recorded = self._recorded(terraform)
+        port = port_of(recorded.get("url", self.url))
+        if recorded:
             terraform.destroy(deployed.variables if deployed else self.placeholder_variables())
-        self._stop_strays(include_server=True)
+        self._stop_strays(include_server=True, port=port)
         self.forget()
         (self.deploy_dir / INTENT_FILE).unlink(missing_ok=True)
-        still = listeners(self.config.serve.port)
+        still = listeners(port)
         if still:
-            raise DeployFailed(f"undeploy finished but {self._foreign(still[0])}")
+            raise DeployFailed(f"undeploy finished but {self._foreign(still[0], port)}")
         return deployed
+
+
+def port_of(url: str) -> int:
+    return int(url.rpartition(":")[2].partition("/")[0])

@@ -33,8 +33,8 @@ def site(tmp_path_factory, undeploy_at_teardown):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
 
-    def heartgate(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), "--set", f"serve.port={port}"]
+    def heartgate(*args: str, serve_port: int = port) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), "--set", f"serve.port={serve_port}"]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
     first = heartgate("run", "--auto-approve", "--set", "train.epochs=5")
@@ -68,6 +68,23 @@ def test_the_run_ends_with_the_promoted_model_served(site):
 def test_a_second_apply_of_the_same_version_changes_nothing(site):
     target = target_for(load_config(overrides={"state_dir": str(site["state"])}), log=lambda _: None)
     assert target.terraform().plan_has_changes(target.current().variables) is False
+
+
+def test_a_changed_port_moves_production_only_when_a_deploy_applies_it(site):
+    """A run that sets serve.port (for the deploy it may make) reconciles first: production is
+    checked where Terraform serves it, and stays there."""
+    elsewhere = free_port()
+    status = site["heartgate"]("status", serve_port=elsewhere)
+    assert status.returncode == 0, status.stdout + status.stderr[-2000:]
+    assert f"actual version 1 deployed at {site['url']}, answering as version 1; its settings differ from the config" in status.stdout
+    reconciled = site["heartgate"]("reconcile", serve_port=elsewhere)
+    assert reconciled.returncode == 0, reconciled.stderr[-2000:]
+    assert reconciled.stdout == f"local: serves version 1 at {site['url']}, smoke-tested\n"
+    assert served_version(site["url"]) == "1"
+    with pytest.raises(OSError):
+        served_version(f"http://127.0.0.1:{elsewhere}")
+    deployed = target_for(load_config(overrides={"state_dir": str(site["state"])})).current()
+    assert (deployed.url, deployed.variables["port"]) == (site["url"], int(site["url"].rpartition(":")[2]))
 
 
 def test_a_failed_smoke_test_rolls_back_to_the_serving_model(site):
