@@ -26,6 +26,7 @@ from heartgate.served_model import (
 )
 
 SERVICE_MODULE = "service.service"
+API_DESCRIPTION = PROJECT_ROOT / "service" / "API.md"
 SERVICE = f"{SERVICE_MODULE}:Heartgate"
 LINEAGE_KEYS = ("data_md5", "split_md5", "data_source", "git_commit", "config_hash", "run_id", "threshold_rule")
 
@@ -88,6 +89,7 @@ def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) 
         bentoml.bentos.build(
             SERVICE, name=name, version=version, include=include, models=[model_tag],
             args={"model_tag": model_tag}, labels=labels, build_ctx=str(PROJECT_ROOT),
+            description=API_DESCRIPTION.read_text(),  # the Swagger page's text, not the project README
         )  # fmt: skip
 
 

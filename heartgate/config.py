@@ -22,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "configs" / "default.yaml"
 ENV_PREFIX = "HEARTGATE_"
 ENV_NESTING = "__"
+SECRET_VARIABLES = frozenset({"HEARTGATE_API_KEY"})  # secrets.API_KEY: read where needed, never config
 
 
 class _Section(BaseModel):
@@ -132,6 +133,12 @@ class ServeConfig(_Section):
     access_log: bool = Field(default=True, description="One log line per request (off: only errors and start-up).")
     log_max_bytes: int = Field(default=10 * 2**20, ge=4096, description="The server log rotates at this size.")
     log_backups: int = Field(default=3, ge=0, description="Rotated server logs kept.")
+    workers: int = Field(default=2, gt=0, description="Server worker processes (one per core serves fastest).")
+    api_key: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="Bearer key on /predict and /metadata, read from HEARTGATE_API_KEY (never from a file): "
+        "auto = off on loopback (local), required on AWS.",
+    )
 
 
 class AwsConfig(_Section):
@@ -283,7 +290,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     flat = {
         name[len(ENV_PREFIX) :].lower(): yaml.safe_load(value)
         for name, value in environ.items()
-        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX)
+        if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX) and name not in SECRET_VARIABLES
     }
     return nest(flat, ENV_NESTING)
 

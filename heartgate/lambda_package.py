@@ -26,7 +26,7 @@ from heartgate.served_model import METADATA_FILE, ONNX_FILE
 
 LAMBDA_PYTHON = "3.11"  # matches the module's runtime = "python3.11"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-RUNTIME_PACKAGES = ("onnxruntime", "numpy")  # onnxruntime's other requirements are not needed to run a model
+RUNTIME_PACKAGES = ("onnxruntime", "numpy", "orjson")  # onnxruntime's other requirements are not needed to run a model
 HANDLER_MODULE = "service.lambda_handler"  # the function's handler: service.lambda_handler.handler
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"  # the runtime wheels are the files it pins, by sha256

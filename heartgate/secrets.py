@@ -7,6 +7,9 @@ that needs them and to no other, never written to a file, a log or a deployment 
   its admin user from them on first start; workers and the CLI send them).
 - MLFLOW_FLASK_SERVER_SECRET_KEY: the MLflow server's CSRF key; a fresh random one per start
   unless set (a team running several MLflow servers sets one for all).
+- HEARTGATE_API_KEY: the served API's bearer key (serve.api_key): the model server gets it in its
+  environment at start, clients (the smoke test, `status`) send it; a deploy records only its
+  fingerprint.
 - AWS credentials (the standard chain) and PGPASSWORD (an existing PostgreSQL server) pass
   through to the processes that talk to S3 or PostgreSQL, and to no other.
 """
@@ -23,6 +26,7 @@ PREFECT_AUTH = "PREFECT_API_AUTH_STRING"
 MLFLOW_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 MLFLOW_SERVER_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+API_KEY = "HEARTGATE_API_KEY"
 AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 POSTGRES = ("PGPASSWORD",)
 SERVER_SIDE = ("PREFECT_SERVER_API_AUTH_STRING", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", MLFLOW_SERVER_KEY)
@@ -75,3 +79,17 @@ def aws_credentials(environ: Mapping[str, str]) -> dict[str, str]:
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment minus every credential heartgate knows of: the base of each process's."""
     return {name: value for name, value in environ.items() if name not in ALL}
+
+
+def api_key_header(environ: Mapping[str, str]) -> dict[str, str]:
+    """The Authorization header a client of the served API sends ({} when no key is set)."""
+    key = environ.get(API_KEY)
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
+def api_key_fingerprint(environ: Mapping[str, str]) -> str:
+    """What a deploy may record of the key: a salted sha256 ("" when none is set)."""
+    import hashlib
+
+    key = environ.get(API_KEY)
+    return hashlib.sha256(f"heartgate-api-key:{key}".encode()).hexdigest() if key else ""

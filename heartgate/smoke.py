@@ -5,6 +5,7 @@ the promoted registry version. Pure helpers, plus the one HTTP call."""
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from heartgate.errors import HeartgateError
+from heartgate.secrets import api_key_header
 from heartgate.served_model import METADATA_FILE, SMOKE_KEY
 
 SMOKE_TIMEOUT_S = 10
@@ -64,9 +66,8 @@ def check_answer(what: str, status: int, body: dict[str, Any], expected_version:
 
 
 def post_json(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"}, method="POST"
-    )
+    headers = {"content-type": "application/json", **api_key_header(os.environ)}
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=SMOKE_TIMEOUT_S) as response:
             return response.status, json.loads(response.read())
@@ -79,7 +80,8 @@ def post_json(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
 def answering_version(url: str) -> str | None:
     """The model_version the service at `url` reports, or None when it does not answer."""
     try:
-        with urllib.request.urlopen(f"{url}/metadata", timeout=SMOKE_TIMEOUT_S) as response:
+        request = urllib.request.Request(f"{url}/metadata", headers=api_key_header(os.environ))
+        with urllib.request.urlopen(request, timeout=SMOKE_TIMEOUT_S) as response:
             return str(json.loads(response.read())["model_version"])
     except (OSError, ValueError, KeyError):
         return None

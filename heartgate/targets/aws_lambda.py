@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -85,17 +86,26 @@ def require_docker_engine() -> None:
     raise HeartgateError("container-image deploys are not implemented yet; use deploy.aws.artifact: zip")
 
 
-def api_gateway_event(method: str, path: str, body: str | None = None, content_type: str = "application/json") -> dict[str, Any]:
-    """A minimal API Gateway v2 (payload 2.0) event, as the HTTP API sends it."""
+def api_gateway_event(
+    method: str, path: str, body: str | bytes | None = None, content_type: str = "application/json", headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A minimal API Gateway v2 (payload 2.0) event, as the HTTP API sends it (a body that is not
+    UTF-8 text arrives base64-encoded)."""
+    binary = isinstance(body, bytes)
+    if binary:
+        try:
+            body, binary = body.decode(), False
+        except UnicodeDecodeError:
+            body = base64.b64encode(body).decode()
     return {
         "version": "2.0",
         "routeKey": f"{method} {path}",
         "rawPath": path,
         "rawQueryString": "",
-        "headers": {"content-type": content_type},
+        "headers": {"content-type": content_type, **(headers or {})},
         "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"}},
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": binary,
     }
 
 

@@ -85,6 +85,7 @@ class DeployTarget(ABC):
             "HEARTGATE_SERVE__MAX_ROWS": str(serve.max_rows),
             "HEARTGATE_SERVE__MAX_BODY_BYTES": str(serve.max_body_bytes),
             "HEARTGATE_SERVE__ACCESS_LOG": str(serve.access_log).lower(),
+            "HEARTGATE_SERVE__WORKERS": str(serve.workers),
         }
 
     def current(self, terraform: Terraform | None = None) -> Deployment | None:

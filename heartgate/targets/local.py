@@ -13,6 +13,7 @@ assumed from the state or the record (docs/decisions.md #6).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from heartgate.bento import build_bento, registry_version_of
 from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
+from heartgate.secrets import API_KEY, api_key_fingerprint
 from heartgate.processes import (
     command_line,
     descendants,
@@ -65,7 +67,19 @@ class LocalTarget(DeployTarget):
             "python_bin": sys.executable,
             "log_max_bytes": serve.log_max_bytes,
             "log_backups": serve.log_backups,
+            "api_key_sha256": self.api_key_fingerprint(),
         }
+
+    def api_key_fingerprint(self) -> str:
+        """On loopback the key is off unless serve.api_key=required; then the server reads
+        HEARTGATE_API_KEY from the apply's environment (Terraform never stores it) and the
+        deployment records only this fingerprint."""
+        if self.config.serve.api_key != "required":
+            return ""
+        fingerprint = api_key_fingerprint(os.environ)
+        if not fingerprint:
+            raise DeployFailed(f"serve.api_key is required but {API_KEY} is not set in the environment")
+        return fingerprint
 
     def placeholder_variables(self) -> dict[str, Any]:
         return self.variables("heartgate:v0")

@@ -167,7 +167,7 @@ def test_the_deployed_handler_serves_the_same_api(cloud):
 def test_every_bad_input_gets_the_same_4xx_as_the_bento_service(cloud):
     events = []
     for payload, content_type, _, _ in BAD_REQUESTS:
-        body = payload.decode() if isinstance(payload, bytes) else json.dumps(payload)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload)
         events.append(api_gateway_event("POST", "/predict", body, content_type))
     for (status, body), (_, _, expected_status, message) in zip(run_handler(cloud, events), BAD_REQUESTS):
         assert status == expected_status and message in body["error"], (status, body, message)

@@ -30,6 +30,6 @@ def test_a_wheel_that_is_not_the_pinned_file_is_refused(tmp_path):
 
 def test_a_lock_without_hashes_is_refused_in_one_line(tmp_path):
     lock = tmp_path / "requirements.lock"
-    lock.write_text("numpy==2.4.6\nonnxruntime==1.32.0\n")
-    with pytest.raises(WheelHashMismatch, match=r"pins no hash for onnxruntime, numpy: run `make lock`$"):
+    lock.write_text("numpy==2.4.6\nonnxruntime==1.32.0\norjson==3.13.0\n")
+    with pytest.raises(WheelHashMismatch, match=r"pins no hash for onnxruntime, numpy, orjson: run `make lock`$"):
         runtime_requirements(lock)

@@ -13,4 +13,6 @@ module "service" {
   python_bin    = var.python_bin
   log_max_bytes = var.log_max_bytes
   log_backups   = var.log_backups
+
+  api_key_sha256 = var.api_key_sha256
 }

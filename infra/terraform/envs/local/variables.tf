@@ -46,3 +46,9 @@ variable "log_backups" {
   description = "Rotated server logs kept."
   default     = 3
 }
+
+variable "api_key_sha256" {
+  type        = string
+  description = "Fingerprint of the API key the server requires (\"\": none); the key comes from HEARTGATE_API_KEY at apply time."
+  default     = ""
+}

@@ -3,13 +3,15 @@ locals {
   logfile = "${var.run_dir}/server.log"
   url     = "http://${var.host}:${var.port}"
   env     = join(" ", [for k, v in var.environment : "${k}='${v}'"])
+  # The key's value is read by bash from the apply's environment: it never enters the state.
+  api_key = var.api_key_sha256 == "" ? "" : "HEARTGATE_API_KEY=\"$HEARTGATE_API_KEY\""
 }
 
 # The bento server as a managed background process. Replacing the bento tag (or port) destroys the
 # old server, then starts the new one; heartgate's deploy step rolls back by applying the previous
 # tag again if the new server does not become ready or fails its smoke test.
 resource "terraform_data" "server" {
-  triggers_replace = [var.bento_tag, var.port, var.host, local.env, var.log_max_bytes, var.log_backups]
+  triggers_replace = [var.bento_tag, var.port, var.host, local.env, var.log_max_bytes, var.log_backups, var.api_key_sha256]
 
   # Everything the destroy provisioner needs must be in input: it can read only self.*.
   input = {
@@ -30,7 +32,7 @@ resource "terraform_data" "server" {
       # env -i: it starts with only what it needs (no cloud credentials of the run that deployed it).
       # Its output goes through a rotating log writer (at most log_max_bytes x (log_backups + 1)).
       env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME='${var.run_dir}' TMPDIR='${var.run_dir}' \
-        BENTOML_HOME='${var.bentoml_home}' BENTOML_DO_NOT_TRACK=True ${local.env} \
+        BENTOML_HOME='${var.bentoml_home}' BENTOML_DO_NOT_TRACK=True ${local.env} ${local.api_key} \
         setsid nohup bash -c 'echo $$ > "$0"; exec "$1" serve "$2" --host "$3" --port "$4" > >(exec "$5" -m heartgate.logpipe "$6" "$7" "$8") 2>&1' \
         '${local.pidfile}' '${var.bentoml_bin}' '${var.bento_tag}' '${var.host}' '${var.port}' \
         '${var.python_bin}' '${local.logfile}' '${var.log_max_bytes}' '${var.log_backups}' \

@@ -52,6 +52,12 @@ variable "environment" {
   default     = {}
 }
 
+variable "api_key_sha256" {
+  type        = string
+  description = "Fingerprint of the API key the server requires (\"\": none). The key itself comes from HEARTGATE_API_KEY in the apply's environment and is never stored."
+  default     = ""
+}
+
 variable "startup_timeout_s" {
   type        = number
   description = "Seconds to wait for /readyz before the apply fails."
