@@ -27,6 +27,16 @@ from heartgate.served_model import METADATA_FILE, ONNX_FILE
 LAMBDA_PYTHON = "3.11"  # matches the module's runtime = "python3.11"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 RUNTIME_PACKAGES = ("onnxruntime", "numpy", "orjson")  # onnxruntime's other requirements are not needed to run a model
+# What the handler never loads, left out of the package (127 -> 78 MiB unzipped; tests/flows/test_aws.py
+# scores the whole test split with what is left): ORT's C-API library (the Python binding links its
+# own copy), ORT's model tools, numpy's tests, build helpers, type stubs and the submodules numpy
+# imports only on first use (random, fft, polynomial, ma). openblas stays: numpy's core links it.
+UNUSED_IN_LAMBDA = (
+    "onnxruntime/capi/libonnxruntime.so.", "onnxruntime/transformers/", "onnxruntime/quantization/", "onnxruntime/tools/",
+    "onnxruntime/backend/", "onnxruntime/datasets/", "numpy/f2py/", "numpy/distutils/", "numpy/typing/",
+    "numpy/_core/include/", "numpy/_pyinstaller/", "numpy/doc/", "numpy/random/", "numpy/polynomial/", "numpy/ma/", "numpy/fft/",
+)  # fmt: skip
+UNUSED_SUFFIXES = (".pyi", ".pxd", ".h")
 HANDLER_MODULE = "service.lambda_handler"  # the function's handler: service.lambda_handler.handler
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 LOCK_FILE = PROJECT_ROOT / "requirements.lock"  # the runtime wheels are the files it pins, by sha256
@@ -94,12 +104,17 @@ def fetch_runtime_wheels(into: Path, lock: Path = LOCK_FILE) -> list[Path]:
     return wheels
 
 
+def needed_at_runtime(name: str) -> bool:
+    """Whether a wheel's file is needed to score beats (see UNUSED_IN_LAMBDA)."""
+    return not (name.endswith(UNUSED_SUFFIXES) or "/tests/" in name or name.startswith(UNUSED_IN_LAMBDA))
+
+
 def _entries(model_dir: Path, wheels: list[Path]) -> dict[str, bytes]:
     entries: dict[str, bytes] = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             for name in archive.namelist():
-                if not name.endswith("/"):
+                if not name.endswith("/") and needed_at_runtime(name):
                     entries[name] = archive.read(name)
     for relative in module_files(HANDLER_MODULE):  # the handler and the project modules it imports
         entries[relative] = (PROJECT_ROOT / relative).read_bytes()

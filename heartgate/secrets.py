@@ -27,6 +27,7 @@ MLFLOW_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 MLFLOW_SERVER_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 API_KEY = "HEARTGATE_API_KEY"
+KEYLESS_BY_DEFAULT = ("local", "aws")  # serve.api_key=auto: loopback needs no key (AWS: not yet wired)
 AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 POSTGRES = ("PGPASSWORD",)
 SERVER_SIDE = ("PREFECT_SERVER_API_AUTH_STRING", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", MLFLOW_SERVER_KEY)
@@ -93,3 +94,14 @@ def api_key_fingerprint(environ: Mapping[str, str]) -> str:
 
     key = environ.get(API_KEY)
     return hashlib.sha256(f"heartgate-api-key:{key}".encode()).hexdigest() if key else ""
+
+
+def api_key_required(mode: str, target: str) -> bool:
+    """serve.api_key for a target: "required", "off", or "auto" (off on loopback)."""
+    return mode == "required" or (mode == "auto" and target not in KEYLESS_BY_DEFAULT)
+
+
+def require_api_key(mode: str, target: str, environ: Mapping[str, str]) -> None:
+    """A run or deploy that will need the key stops before anything moves when it is missing."""
+    if api_key_required(mode, target) and not environ.get(API_KEY):
+        raise ConfigError(f"serve.api_key is required for the {target} target but {API_KEY} is not set in the environment")

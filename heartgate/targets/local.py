@@ -21,7 +21,7 @@ from typing import Any
 from heartgate.bento import build_bento, registry_version_of
 from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
-from heartgate.secrets import API_KEY, api_key_fingerprint
+from heartgate.secrets import api_key_fingerprint, api_key_required, require_api_key
 from heartgate.processes import (
     command_line,
     descendants,
@@ -74,12 +74,10 @@ class LocalTarget(DeployTarget):
         """On loopback the key is off unless serve.api_key=required; then the server reads
         HEARTGATE_API_KEY from the apply's environment (Terraform never stores it) and the
         deployment records only this fingerprint."""
-        if self.config.serve.api_key != "required":
+        if not api_key_required(self.config.serve.api_key, self.name):
             return ""
-        fingerprint = api_key_fingerprint(os.environ)
-        if not fingerprint:
-            raise DeployFailed(f"serve.api_key is required but {API_KEY} is not set in the environment")
-        return fingerprint
+        require_api_key(self.config.serve.api_key, self.name, os.environ)
+        return api_key_fingerprint(os.environ)
 
     def placeholder_variables(self) -> dict[str, Any]:
         return self.variables("heartgate:v0")

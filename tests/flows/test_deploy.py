@@ -33,17 +33,19 @@ def site(tmp_path_factory, undeploy_at_teardown):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
 
-    def heartgate(*args: str, serve_port: int = port) -> subprocess.CompletedProcess:
+    def heartgate(*args: str, serve_port: int = port, api_key: str | None = None) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), "--set", f"serve.port={serve_port}"]
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        keyed = env | ({"HEARTGATE_API_KEY": api_key} if api_key else {})
+        return subprocess.run(command, env=keyed, capture_output=True, text=True, timeout=600)
 
     first = heartgate("run", "--auto-approve", "--set", "train.epochs=5")
     assert first.returncode == 0, first.stderr[-3000:]
     return {"state": state, "url": f"http://127.0.0.1:{port}", "heartgate": heartgate, "first": first}
 
 
-def served_version(url: str) -> str:
-    with urllib.request.urlopen(f"{url}/metadata", timeout=5) as response:
+def served_version(url: str, api_key: str | None = None) -> str:
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/metadata", headers=headers), timeout=5) as response:
         return json.loads(response.read())["model_version"]
 
 
@@ -102,12 +104,24 @@ def test_a_failed_smoke_test_rolls_back_to_the_serving_model(site):
 
 
 def test_a_better_candidate_is_deployed_and_heartgate_rollback_undoes_it(site):
-    deployed = site["heartgate"]("run", "--auto-approve", "--set", "train.epochs=20")
+    """v3 is deployed with serve.api_key=required: the server reads the key from the deploying
+    environment, which Terraform never writes down; the smoke test and status send it."""
+    key = "deploy-key-81f2"
+    keyless = site["heartgate"]("run", "--auto-approve", "--set", "train.epochs=20", "--set", "serve.api_key=required")
+    assert keyless.returncode == 1
+    assert keyless.stderr.strip().splitlines()[-1] == (
+        "heartgate: error: serve.api_key is required for the local target but HEARTGATE_API_KEY is not set in the environment"
+    )
+    assert served_version(site["url"]) == "1" and aliases(site["state"]) == {"candidate": "2", PRODUCTION_ALIAS: "1"}  # nothing moved
+    deployed = site["heartgate"]("run", "--auto-approve", "--set", "train.epochs=20", "--set", "serve.api_key=required", api_key=key)
     assert deployed.returncode == 0, deployed.stderr[-3000:]
-    assert served_version(site["url"]) == "3"
+    assert served_version(site["url"], api_key=key) == "3"
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        served_version(site["url"])
+    assert not [path for path in site["state"].rglob("*") if path.is_file() and key.encode() in path.read_bytes()]
     assert aliases(site["state"]) == {"candidate": "3", PRODUCTION_ALIAS: "3", PREVIOUS_ALIAS: "1"}
 
-    status = site["heartgate"]("status")
+    status = site["heartgate"]("status", "--set", "serve.api_key=required", api_key=key)
     assert status.returncode == 0, status.stderr[-2000:]
     assert f"local: desired version 3 (@production); actual version 3 deployed at {site['url']}, answering as version 3\n" in status.stdout
     assert "-> bento heartgate:v3 -> never reconciled" in status.stdout

@@ -1,4 +1,5 @@
-"""The Lambda wheels are the files requirements.lock pins, checked by sha256."""
+"""The Lambda wheels are the files requirements.lock pins, checked by sha256, and the package
+keeps only what the handler loads."""
 
 import hashlib
 
@@ -8,6 +9,7 @@ from heartgate.lambda_package import (
     RUNTIME_PACKAGES,
     WheelHashMismatch,
     check_wheels,
+    needed_at_runtime,
     runtime_requirements,
 )
 
@@ -33,3 +35,12 @@ def test_a_lock_without_hashes_is_refused_in_one_line(tmp_path):
     lock.write_text("numpy==2.4.6\nonnxruntime==1.32.0\norjson==3.13.0\n")
     with pytest.raises(WheelHashMismatch, match=r"pins no hash for onnxruntime, numpy, orjson: run `make lock`$"):
         runtime_requirements(lock)
+
+
+def test_what_the_handler_never_loads_stays_out_of_the_package():
+    kept = ["onnxruntime/capi/onnxruntime_pybind11_state.cpython-311-x86_64-linux-gnu.so", "numpy.libs/libscipy_openblas64_-32a4b2a6.so",
+            "numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so", "numpy/linalg/__init__.py", "onnxruntime/LICENSE"]  # fmt: skip
+    dropped = ["onnxruntime/capi/libonnxruntime.so.1.32.0", "numpy/_core/tests/test_multiarray.py", "numpy/random/mtrand.cpython-311-x86_64-linux-gnu.so",
+               "numpy/__init__.pyi", "onnxruntime/transformers/fusion_attention.py"]  # fmt: skip
+    assert [name for name in kept if not needed_at_runtime(name)] == []
+    assert [name for name in dropped if needed_at_runtime(name)] == []
