@@ -16,8 +16,8 @@ from heartgate.locks import deploy_lock
 from heartgate.outcome import final_state
 from heartgate.promotion import label
 from heartgate.runs import claim
-from heartgate.secrets import require_api_key
 from heartgate.state import require_shared_state
+from heartgate.targets import target_for
 from heartgate.transaction import Transaction
 from tasks.approval import record_approval
 from tasks.build_bento import build_bento
@@ -62,7 +62,7 @@ def train_and_deploy_steps(
     require_shared_state(config)  # a worker never forks the team's registry by accident
     require_dependencies(config)  # MLflow, Prefect, S3 down: one line now, not a traceback later
     refuse_auto_approve(config, auto_approve)
-    require_api_key(config.serve.api_key, config.deploy.target, os.environ)  # the deploy will need it: say so now
+    target_for(config).require_api_key()  # the deploy will need the API key: say so now, not after training
     logger = get_run_logger()
 
     reconciled = reconcile(config)  # production is served as @production says before anything else

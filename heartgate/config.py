@@ -137,7 +137,7 @@ class ServeConfig(_Section):
     api_key: Literal["auto", "required", "off"] = Field(
         default="auto",
         description="Bearer key on /predict and /metadata, read from HEARTGATE_API_KEY (never from a file): "
-        "auto = off on loopback (local), required on AWS.",
+        "auto = off on loopback (local), required on AWS (the key then lives in deploy.aws.api_key_secret).",
     )
 
 
@@ -154,6 +154,11 @@ class AwsConfig(_Section):
     )
     s3_path_style: bool = Field(default=False, description="Path-style S3 URLs for the state (S3 emulators such as moto).")
     artifact: Literal["zip", "image"] = Field(default="zip", description="zip needs no Docker; image needs a Docker engine.")
+    api_key_secret: str = Field(
+        default="heartgate/api-key",
+        description="Secrets Manager secret (name or ARN) whose value is the API key (serve.api_key): the function "
+        "reads it at cold start, heartgate reads it for the smoke test; neither writes it down.",
+    )
     smoke: Literal["handler", "http"] = Field(
         default="handler",
         description=(

@@ -7,9 +7,9 @@ that needs them and to no other, never written to a file, a log or a deployment 
   its admin user from them on first start; workers and the CLI send them).
 - MLFLOW_FLASK_SERVER_SECRET_KEY: the MLflow server's CSRF key; a fresh random one per start
   unless set (a team running several MLflow servers sets one for all).
-- HEARTGATE_API_KEY: the served API's bearer key (serve.api_key): the model server gets it in its
-  environment at start, clients (the smoke test, `status`) send it; a deploy records only its
-  fingerprint.
+- HEARTGATE_API_KEY: the served API's bearer key on the local target (serve.api_key): the model
+  server gets it in its environment at start, clients (the smoke test, `status`) send it; a deploy
+  records only its fingerprint. On AWS the key lives in Secrets Manager (deploy.aws.api_key_secret).
 - AWS credentials (the standard chain) and PGPASSWORD (an existing PostgreSQL server) pass
   through to the processes that talk to S3 or PostgreSQL, and to no other.
 """
@@ -27,7 +27,7 @@ MLFLOW_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 MLFLOW_SERVER_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 API_KEY = "HEARTGATE_API_KEY"
-KEYLESS_BY_DEFAULT = ("local", "aws")  # serve.api_key=auto: loopback needs no key (AWS: not yet wired)
+KEYLESS_BY_DEFAULT = ("local",)  # serve.api_key=auto: loopback needs no key, the AWS target does
 AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 POSTGRES = ("PGPASSWORD",)
 SERVER_SIDE = ("PREFECT_SERVER_API_AUTH_STRING", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", MLFLOW_SERVER_KEY)

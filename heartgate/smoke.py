@@ -65,8 +65,9 @@ def check_answer(what: str, status: int, body: dict[str, Any], expected_version:
         raise SmokeTestFailed(f"smoke test of {what} failed: {'; '.join(problems)}")
 
 
-def post_json(url: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    headers = {"content-type": "application/json", **api_key_header(os.environ)}
+def post_json(url: str, payload: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    """POST `payload`; `headers` (the key) default to HEARTGATE_API_KEY's."""
+    headers = {"content-type": "application/json", **(api_key_header(os.environ) if headers is None else headers)}
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=SMOKE_TIMEOUT_S) as response:

@@ -1,6 +1,7 @@
 """AWS Lambda entry point: API Gateway v2 (HTTP API, payload format 2.0) events in, the same API as
 the BentoML service out — same routes, same validation, same messages (`service.schema`), the same
-bearer key when one is set (HEARTGATE_API_KEY in the function's environment).
+bearer key when one is set: read once per container from the Secrets Manager secret
+HEARTGATE_API_KEY_SECRET names (boto3 is in the Lambda runtime), or HEARTGATE_API_KEY.
 
 The model directory ships inside the zip package (`model/`); it is loaded once per container.
 """
@@ -44,8 +45,17 @@ _loaded: dict[str, Container] = {}
 def _container() -> Container:
     if "container" not in _loaded:
         model = ServedModel.load(Path(os.environ.get("HEARTGATE_MODEL_DIR", PACKAGED_MODEL_DIR)))
-        _loaded["container"] = Container(model, Limits.from_environ(os.environ), os.environ.get("HEARTGATE_API_KEY") or None)
+        _loaded["container"] = Container(model, Limits.from_environ(os.environ), _api_key())
     return _loaded["container"]
+
+
+def _api_key() -> str | None:
+    secret = os.environ.get("HEARTGATE_API_KEY_SECRET")
+    if not secret:
+        return os.environ.get("HEARTGATE_API_KEY") or None
+    import boto3  # only here: the Lambda runtime has it, the package does not ship it
+
+    return boto3.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
 
 
 def _response(status: int, payload: Any) -> dict[str, Any]:

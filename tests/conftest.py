@@ -90,6 +90,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def api_key_secret(moto_endpoint: str, value: str, name: str = "heartgate/api-key") -> str:
+    """The team's API key in (emulated) Secrets Manager, where the AWS target reads it; its ARN."""
+    import boto3
+
+    client = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    try:
+        return client.create_secret(Name=name, SecretString=value)["ARN"]
+    except client.exceptions.ResourceExistsException:  # the moto server is the session's: another module made it
+        return client.put_secret_value(SecretId=name, SecretString=value)["ARN"]
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     """Emulated AWS (moto, server mode) on loopback; yields its endpoint URL."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.bento import build_bento
 from heartgate.contracts import BentoBuild, Deployment, ServingState
-from heartgate.errors import HeartgateError
+from heartgate.errors import ConfigError, HeartgateError
 from heartgate.lambda_package import (
     HANDLER_MODULE,
     LambdaPackage,
@@ -33,6 +33,7 @@ from heartgate.lambda_package import (
     fetch_runtime_wheels,
 )
 from heartgate.locks import locks_are_shared
+from heartgate.secrets import API_KEY, api_key_required
 from heartgate.served_model import BENTO_NAME
 from heartgate.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
@@ -50,6 +51,7 @@ print(json.dumps(handler(json.loads(sys.stdin.read()))))
 
 
 REGISTRY_VERSION_VARIABLE = "HEARTGATE_REGISTRY_VERSION"
+API_KEY_SECRET_VARIABLE = "HEARTGATE_API_KEY_SECRET"  # the function reads its key from this secret (service/lambda_handler.py)
 
 
 class UploadedPackage(BaseModel):
@@ -143,7 +145,35 @@ class AwsLambdaTarget(DeployTarget):
 
         return boto3.client("lambda", region_name=self.config.deploy.aws.region)
 
+    def require_api_key(self) -> None:
+        self._api_key_secret_arn()
+
+    def _api_key_secret_arn(self) -> str:
+        """The ARN of the secret holding the API key ("" when serve.api_key turns it off); one
+        line when it does not exist. heartgate never creates it: the team owns the key."""
+        if not api_key_required(self.config.serve.api_key, self.name):
+            return ""
+        import boto3
+        from botocore.exceptions import ClientError
+
+        secret = self.config.deploy.aws.api_key_secret
+        try:
+            return boto3.client("secretsmanager", region_name=self.config.deploy.aws.region).describe_secret(SecretId=secret)["ARN"]
+        except ClientError as error:
+            raise ConfigError(
+                f"serve.api_key is required on the aws target but the secret {secret!r} cannot be read "
+                f"({error.response['Error'].get('Code', 'error')}): create it in Secrets Manager with the key as its value, "
+                "or set deploy.aws.api_key_secret (serve.api_key=off: no key)"
+            ) from None
+
+    def _api_key(self, secret_arn: str) -> str | None:
+        import boto3
+
+        return boto3.client("secretsmanager", region_name=self.config.deploy.aws.region).get_secret_value(SecretId=secret_arn)["SecretString"] if secret_arn else None
+
     def variables(self, built: BentoBuild, package: UploadedPackage, live_version: str | None, previous_live_version: str | None) -> dict[str, Any]:
+        secret_arn = self._api_key_secret_arn()
+        key_source = {API_KEY_SECRET_VARIABLE: secret_arn} if secret_arn else {}
         return {
             "region": self.config.deploy.aws.region,
             "name": self.config.deploy.aws.function_name,
@@ -153,7 +183,8 @@ class AwsLambdaTarget(DeployTarget):
             "live_version": live_version,
             "previous_live_version": previous_live_version,
             # Published versions keep their environment: this names what each one serves.
-            "environment": self.serve_environment() | {REGISTRY_VERSION_VARIABLE: built.registry_version},
+            "environment": self.serve_environment() | {REGISTRY_VERSION_VARIABLE: built.registry_version} | key_source,
+            "api_key_secret_arn": secret_arn,
             "function_tags": {"heartgate-registry-version": built.registry_version, "heartgate-bento": built.bento_tag.replace(":", "-")},
         }
 
@@ -206,12 +237,16 @@ class AwsLambdaTarget(DeployTarget):
         if function["CodeSha256"] != package.sha256_base64:
             raise SmokeTestFailed(f"function version {published} runs code {function['CodeSha256']}, not the package {package.sha256_base64}")
         payload = smoke_payload(model_dir(built.model_tag))  # the package was built from this model dir
+        environment = dict((function.get("Environment") or {}).get("Variables") or {})
+        key = self._api_key(environment.pop(API_KEY_SECRET_VARIABLE, ""))
+        headers = {"authorization": f"Bearer {key}"} if key else {}
         if self.config.deploy.aws.smoke == "http":
-            status, answer = post_json(f"{str(outputs['url']).rstrip('/')}/predict", payload)
+            status, answer = post_json(f"{str(outputs['url']).rstrip('/')}/predict", payload, headers)
         else:
-            environment = (function.get("Environment") or {}).get("Variables") or {}
-            event = api_gateway_event("POST", "/predict", json.dumps(payload))
-            response = invoke_packaged_handler(package.path, event, environment)
+            # The function reads the key from the secret at cold start; the handler run here gets it
+            # in its environment (a child process's, never a file), as that read would give it.
+            event = api_gateway_event("POST", "/predict", json.dumps(payload), headers=headers)
+            response = invoke_packaged_handler(package.path, event, environment | ({API_KEY: key} if key else {}))
             status, answer = response["statusCode"], json.loads(response["body"])
         check_answer(f"function version {published}", status, answer, built.registry_version)
         self.log(f"smoke test passed: function version {published} serves registry version {built.registry_version}")
@@ -271,7 +306,7 @@ class AwsLambdaTarget(DeployTarget):
         aws = self.config.deploy.aws
         return {"region": aws.region, "name": aws.function_name, "package_s3_bucket": aws.package_bucket or aws.state_bucket,
                 "package_s3_key": "none", "package_sha256": "", "live_version": None, "previous_live_version": None,
-                "environment": {}, "function_tags": {}}  # fmt: skip
+                "environment": {}, "api_key_secret_arn": "", "function_tags": {}}  # fmt: skip
 
     def observe(self) -> ServingState:
         """The function version the Terraform state puts behind `live` (`deployed`) against the

@@ -4,6 +4,7 @@ last deployment that passed its smoke test."""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 from heartgate.config import PROJECT_ROOT, HeartgateConfig
 from heartgate.contracts import BentoBuild, Deployment, ServingState
 from heartgate.errors import HeartgateError
+from heartgate.secrets import require_api_key
 from heartgate.state import StatePaths
 from heartgate.terraform import Terraform
 
@@ -66,6 +68,11 @@ class DeployTarget(ABC):
         """`terraform init -backend-config` values: where this target's Terraform state lives."""
 
     # --- shared ---------------------------------------------------------------------------------
+
+    def require_api_key(self) -> None:
+        """Stop before anything moves when serve.api_key needs a key this target cannot get (the
+        local target reads HEARTGATE_API_KEY; a target with a secret store overrides this)."""
+        require_api_key(self.config.serve.api_key, self.name, os.environ)
 
     def terraform(self) -> Terraform:
         terraform = Terraform(

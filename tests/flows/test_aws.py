@@ -25,11 +25,13 @@ from heartgate.state import StatePaths
 from heartgate.targets import target_for
 from heartgate.targets.aws_lambda import api_gateway_event
 from heartgate.terraform import Terraform, TerraformError
+from tests.conftest import api_key_secret
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SENTINEL = "hgsentinel" + secrets.token_hex(12)
+API_KEY = f"apikey-{SENTINEL}"  # it must never land anywhere either
 AWS_FLAGS = ("--target", "aws", "--set", "deploy.aws.s3_path_style=true")
 
 
@@ -45,6 +47,7 @@ def cloud(moto_server, tmp_path_factory):
     clients = {name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
                for name in ("s3", "lambda", "apigatewayv2", "iam", "logs")}  # fmt: skip
     clients["s3"].create_bucket(Bucket="heartgate-terraform-state")
+    secret_arn = api_key_secret(moto_server, API_KEY)  # serve.api_key=auto: the AWS target requires one
     state = tmp_path_factory.mktemp("aws") / "state"
     outputs: list[str] = []
 
@@ -62,7 +65,7 @@ def cloud(moto_server, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # this process reads the shared state too (target.current())
         for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
             patch.setenv(key, env[key])
-        yield {"state": state, "env": env, "aws": clients, "heartgate": heartgate, "first": first, "config": config, "outputs": outputs}
+        yield {"state": state, "env": env, "aws": clients, "heartgate": heartgate, "first": first, "config": config, "outputs": outputs, "secret_arn": secret_arn}
 
 
 def live(cloud) -> str:
@@ -189,6 +192,46 @@ def test_every_bad_input_gets_the_same_4xx_as_the_bento_service(cloud):
         events.append(api_gateway_event("POST", "/predict", body, content_type))
     for (status, body), (_, _, expected_status, message) in zip(run_handler(cloud, events), BAD_REQUESTS):
         assert status == expected_status and message in body["error"], (status, body, message)
+
+
+def test_the_function_reads_its_key_from_the_secret_and_requires_it(cloud, monkeypatch):
+    """The function's environment names the secret, not the key; its role may read that secret;
+    the handler (here in this process, against moto) reads it once and answers 401 without it."""
+    import service.lambda_handler as lambda_handler
+
+    function = cloud["aws"]["lambda"].get_function_configuration(FunctionName="heartgate", Qualifier=live(cloud))
+    assert function["Environment"]["Variables"]["HEARTGATE_API_KEY_SECRET"] == cloud["secret_arn"]
+    assert API_KEY not in json.dumps(function)
+    policies = cloud["aws"]["iam"].list_role_policies(RoleName="heartgate-lambda")["PolicyNames"]
+    document = cloud["aws"]["iam"].get_role_policy(RoleName="heartgate-lambda", PolicyName=policies[0])["PolicyDocument"]
+    assert json.dumps(document).count("secretsmanager:GetSecretValue") == 1 and cloud["secret_arn"] in json.dumps(document)
+
+    model_dir = StatePaths(cloud["state"]).root / "bentoml" / "models" / "heartgate-ecg" / f"v{target_for(cloud['config']).current().registry_version}"
+    monkeypatch.setenv("HEARTGATE_MODEL_DIR", str(model_dir))
+    monkeypatch.setenv("HEARTGATE_API_KEY_SECRET", cloud["secret_arn"])
+    monkeypatch.setattr(lambda_handler, "_loaded", {})  # a fresh container
+    body = json.dumps({"beats": [BEAT]})
+    refused = lambda_handler.handler(api_gateway_event("POST", "/predict", body))
+    assert (refused["statusCode"], json.loads(refused["body"])["error"]) == (401, "missing or wrong API key: send the header Authorization: Bearer <key>")
+    assert lambda_handler.handler(api_gateway_event("GET", "/metadata"))["statusCode"] == 401
+    assert lambda_handler.handler(api_gateway_event("GET", "/readyz"))["statusCode"] == 200
+    answered = lambda_handler.handler(api_gateway_event("POST", "/predict", body, headers={"authorization": f"Bearer {API_KEY}"}))
+    assert answered["statusCode"] == 200 and len(json.loads(answered["body"])["predictions"]) == 1
+
+
+def test_a_run_without_the_key_secret_stops_before_training(cloud):
+    import mlflow
+
+    registry = mlflow.MlflowClient(tracking_uri=StatePaths(cloud["state"]).mlflow_tracking_uri)
+    before = (live(cloud), len(registry.search_model_versions("name = 'heartgate-ecg-autoencoder'")))
+    stopped = cloud["heartgate"]("run", "--auto-approve", "--set", "deploy.aws.api_key_secret=team/missing-key")
+    assert stopped.returncode == 1
+    assert stopped.stderr.strip().splitlines()[-1] == (
+        "heartgate: error: serve.api_key is required on the aws target but the secret 'team/missing-key' cannot be read "
+        "(ResourceNotFoundException): create it in Secrets Manager with the key as its value, or set deploy.aws.api_key_secret "
+        "(serve.api_key=off: no key)"
+    )
+    assert (live(cloud), len(registry.search_model_versions("name = 'heartgate-ecg-autoencoder'"))) == before  # nothing trained
 
 
 def test_a_better_candidate_publishes_version_2_and_moves_live(cloud):

@@ -28,7 +28,7 @@ import pytest
 
 from heartgate.processes import pid_in, running_commands
 from heartgate.state import StatePaths
-from tests.conftest import clean_environment, free_port, local_flags
+from tests.conftest import api_key_secret, clean_environment, free_port, local_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -109,6 +109,7 @@ def aws(tmp_path_factory, moto_server, reference_csv_gz):
     site_aws = {name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
                 for name in ("s3", "lambda", "apigatewayv2")}  # fmt: skip
     site_aws["s3"].create_bucket(Bucket="heartgate-terraform-state")
+    api_key_secret(moto_server, "crash-site-key")  # the AWS target requires an API key by default
     flags = ("--state-dir", str(state), *AWS, "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")
     site = Site("aws", state, env, flags)
     site.clients = site_aws

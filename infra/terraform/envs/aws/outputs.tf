@@ -39,6 +39,7 @@ output "deployment" {
     live_version          = var.live_version
     previous_live_version = var.previous_live_version
     environment           = var.environment
+    api_key_secret_arn    = var.api_key_secret_arn
     function_tags         = var.function_tags
   }
 }

@@ -53,3 +53,9 @@ variable "function_tags" {
   description = "Lineage tags for the function (registry version, bento)."
   default     = {}
 }
+
+variable "api_key_secret_arn" {
+  type        = string
+  description = "ARN of the Secrets Manager secret holding the API key the function requires (\"\": no key). Only the ARN is stored."
+  default     = ""
+}

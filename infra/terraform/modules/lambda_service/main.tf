@@ -30,6 +30,22 @@ resource "aws_iam_role_policy_attachment" "basic_execution" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 }
 
+# The function reads its API key from Secrets Manager at cold start: that secret, read only.
+data "aws_iam_policy_document" "read_api_key" {
+  count = var.api_key_secret_arn == "" ? 0 : 1
+  statement {
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.api_key_secret_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "read_api_key" {
+  count  = var.api_key_secret_arn == "" ? 0 : 1
+  name   = "${var.name}-read-api-key"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.read_api_key[0].json
+}
+
 resource "aws_cloudwatch_log_group" "this" {
   name              = "/aws/lambda/${var.name}"
   retention_in_days = var.log_retention_days
@@ -54,7 +70,7 @@ resource "aws_lambda_function" "this" {
     variables = var.environment
   }
 
-  depends_on = [aws_iam_role_policy_attachment.basic_execution, aws_cloudwatch_log_group.this]
+  depends_on = [aws_iam_role_policy_attachment.basic_execution, aws_iam_role_policy.read_api_key, aws_cloudwatch_log_group.this]
 }
 
 resource "aws_lambda_alias" "live" {

@@ -77,3 +77,9 @@ variable "function_tags" {
   description = "Extra tags for the function only, which changes with every deploy anyway (lineage: registry version, bento)."
   default     = {}
 }
+
+variable "api_key_secret_arn" {
+  type        = string
+  description = "ARN of the Secrets Manager secret holding the API key (\"\": none); the function may read it, nothing else."
+  default     = ""
+}
