@@ -19,6 +19,7 @@ exposed to hostile clients needs around that:
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,7 @@ class RequestGuard:
         if scope["type"] != "http" or path not in (PREDICT, METADATA):
             return await self.app(scope, receive, send)
         if self.settings is None:  # read once, in the worker, when the first request comes
-            self.settings = GuardSettings.from_environ(_environ())
+            self.settings = GuardSettings.from_environ(os.environ)
         settings = self.settings
         headers = _headers(scope)
         try:
@@ -118,12 +119,6 @@ def _explaining(send: Send, body: bytes, content_type: str | None, limits: Limit
             await send(message)
 
     return explain
-
-
-def _environ() -> Mapping[str, str]:
-    import os
-
-    return os.environ
 
 
 def _headers(scope: Scope) -> dict[str, str]:

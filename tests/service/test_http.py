@@ -129,6 +129,34 @@ def test_the_openapi_document_declares_predict_and_metadata_with_the_api_text(se
     assert status == 200 and len(body["predictions"]) == 1
 
 
+def test_swaggers_try_it_out_on_predict_answers_the_example(served):
+    """In a real browser (Debian's chromium): the page at / lists both APIs under the API's own
+    text, and "Try it out" → "Execute" on /predict gets a 200 with a prediction. The key goes in
+    the browser's headers (Swagger's page has no Authorize field for it)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                                             "--disable-background-networking", "--disable-component-update", "--disable-sync"])  # fmt: skip
+        context = browser.new_context(extra_http_headers=AUTH)
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(served["url"]) else route.abort())  # loopback only
+        page = context.new_page()
+        page.goto(f"{served['url']}/", wait_until="load")
+        page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+        assert {"/predict", "/metadata"} <= set(page.locator(".opblock-summary-path").all_inner_texts())
+        description = page.locator(".information-container").inner_text()
+        assert "ECG anomaly detection" in description and "make run" not in description
+        page.locator(".opblock-post").filter(has_text="/predict").locator(".opblock-summary").click()
+        page.get_by_role("button", name="Try it out").click()
+        page.get_by_role("button", name="Execute").click()
+        status = page.locator(".live-responses-table tbody .response-col_status").first
+        status.wait_for(timeout=20_000)
+        code, answer = status.inner_text(), page.locator(".live-responses-table tbody .response-col_description pre").first.inner_text()
+        browser.close()
+    assert code == "200", answer
+    assert json.loads(answer)["model_version"] == "http-1" and len(json.loads(answer)["predictions"]) == 1
+
+
 def test_bentomls_own_client_calls_predict(served):
     import bentoml
 
