@@ -82,10 +82,13 @@ def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environ.items() if name not in ALL}
 
 
-def api_key_header(environ: Mapping[str, str]) -> dict[str, str]:
-    """The Authorization header a client of the served API sends ({} when no key is set)."""
-    key = environ.get(API_KEY)
+def bearer_header(key: str | None) -> dict[str, str]:
+    """The Authorization header a client of the served API sends ({} without a key)."""
     return {"authorization": f"Bearer {key}"} if key else {}
+
+
+def api_key_header(environ: Mapping[str, str]) -> dict[str, str]:
+    return bearer_header(environ.get(API_KEY))
 
 
 def api_key_fingerprint(environ: Mapping[str, str]) -> str:

@@ -33,7 +33,7 @@ from heartgate.lambda_package import (
     fetch_runtime_wheels,
 )
 from heartgate.locks import locks_are_shared
-from heartgate.secrets import API_KEY, api_key_required
+from heartgate.secrets import API_KEY, api_key_required, bearer_header
 from heartgate.served_model import BENTO_NAME
 from heartgate.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.state import StatePaths
@@ -167,9 +167,11 @@ class AwsLambdaTarget(DeployTarget):
             ) from None
 
     def _api_key(self, secret_arn: str) -> str | None:
+        if not secret_arn:
+            return None
         import boto3
 
-        return boto3.client("secretsmanager", region_name=self.config.deploy.aws.region).get_secret_value(SecretId=secret_arn)["SecretString"] if secret_arn else None
+        return boto3.client("secretsmanager", region_name=self.config.deploy.aws.region).get_secret_value(SecretId=secret_arn)["SecretString"]
 
     def variables(self, built: BentoBuild, package: UploadedPackage, live_version: str | None, previous_live_version: str | None) -> dict[str, Any]:
         secret_arn = self._api_key_secret_arn()
@@ -239,7 +241,7 @@ class AwsLambdaTarget(DeployTarget):
         payload = smoke_payload(model_dir(built.model_tag))  # the package was built from this model dir
         environment = dict((function.get("Environment") or {}).get("Variables") or {})
         key = self._api_key(environment.pop(API_KEY_SECRET_VARIABLE, ""))
-        headers = {"authorization": f"Bearer {key}"} if key else {}
+        headers = bearer_header(key)
         if self.config.deploy.aws.smoke == "http":
             status, answer = post_json(f"{str(outputs['url']).rstrip('/')}/predict", payload, headers)
         else:
