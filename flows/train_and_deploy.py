@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from prefect import State, flow, get_run_logger
 
-from heartgate.approval import refuse_auto_approve, request_approval, timed_out_error
+from heartgate.approval import auto_approved, request_approval, timed_out_error
 from heartgate.config import load_config, nest
 from heartgate.contracts import RunSummary
 from heartgate.dependencies import require_dependencies
 from heartgate.lineage import Lineage
 from heartgate.locks import deploy_lock
 from heartgate.outcome import final_state
+from heartgate.parameters import RunParameters
 from heartgate.promotion import label
 from heartgate.runs import claim
 from heartgate.state import require_shared_state
@@ -34,34 +34,29 @@ from tasks.train import train
 
 @flow(name="train-and-deploy")
 def train_and_deploy(
-    config_file: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    auto_approve: bool = False,
-    target: str | None = None,
-    profile: str | None = None,
+    choices: RunParameters = RunParameters(),  # noqa: B008 - a default Prefect shows on the Run form
+    profile: str = "",
+    config_file: str = "",
 ) -> State[RunSummary]:
     """Train a candidate on the current data, compare it with production and, if it is better on
-    both precision and recall and a person approves, promote and deploy it.
+    both precision and recall and a person approves, promote and deploy it. The run's final state
+    message (and its `outcome:` tag) says what happened.
 
-    overrides: dotted config keys, e.g. {"train.epochs": 20}; they win over the config file and
-    HEARTGATE_* environment variables. auto_approve: skip the human approval (demos, CI); the
-    lineage then records the approver as "auto". target: where terraform-apply deploys (default:
-    the config's deploy.target, "local"). profile: configs/PROFILE.yaml under the config file
-    (the deployments of the server profile set it). The run's final state message is its outcome.
+    Args:
+        choices: What this run trains and where it deploys; a field left at its default keeps the config's value.
+        profile: configs/PROFILE.yaml over the defaults; the deployments set it (server on the team stack).
+        config_file: The team's config file, by its path in the repository; the deployments set it.
     """
-    return final_state(lambda: train_and_deploy_steps(config_file, overrides, auto_approve, target, profile))
+    return final_state(lambda: train_and_deploy_steps(choices, profile, config_file))
 
 
-def train_and_deploy_steps(
-    config_file: str | None, overrides: dict[str, Any] | None, auto_approve: bool, target: str | None, profile: str | None
-) -> RunSummary:
+def train_and_deploy_steps(choices: RunParameters, profile: str, config_file: str) -> RunSummary:
     """The steps, one task each, top to bottom."""
     claim()  # this run's process, so a run killed with it ends CRASHED instead of RUNNING forever
-    overrides = {**(overrides or {}), **({"deploy.target": target} if target else {})}
-    config = load_config(config_file, nest(overrides, "."), environ=os.environ, profile=profile)
+    config = load_config(config_file or None, nest(choices.config_overrides(), "."), environ=os.environ, profile=profile or None)
     require_shared_state(config)  # a worker never forks the team's registry by accident
     require_dependencies(config)  # MLflow, Prefect, S3 down: one line now, not a traceback later
-    refuse_auto_approve(config, auto_approve)
+    auto_approve = auto_approved(config)  # the CLI's demo mode only: never a parameter of a deployment
     target_for(config).require_api_key()  # the deploy will need the API key: say so now, not after training
     logger = get_run_logger()
 

@@ -12,8 +12,10 @@ the answer into the lineage with `approval_tags`. `answer_paused_run` and `waiti
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 from prefect.input import RunInput
 from pydantic import Field
@@ -21,7 +23,10 @@ from pydantic import Field
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
 from heartgate.errors import ConfigError, HeartgateError
+from heartgate.evidence import evidence_markdown
 from heartgate.lineage import timestamp
+from heartgate.notify import label_waiting_run, waiting_labels
+from heartgate.registry import Registry
 from heartgate.runs import end_dead_runs, gone_process
 
 AUTO_REVIEWER = "auto"
@@ -39,16 +44,18 @@ class ApprovalTimedOut(HeartgateError):
     """Nobody answered in time: not approved, nothing promoted."""
 
     final_state_by_prefect = True  # the server fails an expired pause with "... paused and never resumed."
+    outcome = "timed-out"
 
 
-def approval_request(decision: GateDecision, candidate: RegisteredVersion, flow_run_id: str) -> str:
-    """The markdown shown on the paused run: the comparison and exactly what would be deployed."""
+def approval_request(evidence: str, candidate: RegisteredVersion, flow_run_id: str) -> str:
+    """The markdown shown on the paused run: the gate's evidence (heartgate.evidence) and exactly
+    what would be deployed."""
     tags = candidate.tags
     return "\n".join(
         [
             f"## Promote {candidate.name} version {candidate.version} to production?",
             "",
-            decision.markdown(),
+            evidence,
             "",
             "**What would be deployed**",
             "",
@@ -61,6 +68,28 @@ def approval_request(decision: GateDecision, candidate: RegisteredVersion, flow_
             f"`heartgate reject {flow_run_id} --reviewer NAME --comment WHY`",
         ]
     )
+
+
+# `heartgate run --auto-approve` (demos, CI) sets this around the flow it runs in its own process.
+# It is not a flow parameter: whoever may press Run on a deployment must not be able to skip the person.
+_AUTO_APPROVE: ContextVar[bool] = ContextVar("heartgate_auto_approve", default=False)
+
+
+@contextlib.contextmanager
+def auto_approve_in_this_process() -> Iterator[None]:
+    """The CLI's demo mode: runs started in this process approve themselves (as reviewer "auto")."""
+    token = _AUTO_APPROVE.set(True)
+    try:
+        yield
+    finally:
+        _AUTO_APPROVE.reset(token)
+
+
+def auto_approved(config: HeartgateConfig) -> bool:
+    """Whether this run skips the person: only in the CLI's demo mode, and only where the config allows it."""
+    auto_approve = _AUTO_APPROVE.get()
+    refuse_auto_approve(config, auto_approve)
+    return auto_approve
 
 
 def refuse_auto_approve(config: HeartgateConfig, auto_approve: bool) -> None:
@@ -84,7 +113,9 @@ def request_approval(
         return ApprovalOutcome(decision="approved", reviewer=AUTO_REVIEWER, comment="--auto-approve", answered_at=timestamp())
 
     flow_run = get_run_context().flow_run
-    form = Approval.with_initial_data(description=approval_request(decision, candidate, str(flow_run.id)))
+    evidence = evidence_markdown(config, Registry.for_config(config), decision, candidate)
+    label_waiting_run(flow_run.id, waiting_labels(decision, candidate))  # what the notification says (heartgate.notify)
+    form = Approval.with_initial_data(description=approval_request(evidence, candidate, str(flow_run.id)))
     log(
         f"version {candidate.version} passed the gate and waits up to {config.approval.timeout_s}s for approval: "
         f"answer in the Prefect UI, or run `heartgate approve {flow_run.id} --reviewer NAME` "
@@ -135,7 +166,7 @@ def approval_tags(outcome: ApprovalOutcome) -> dict[str, str]:
 
 def timed_out_error(candidate: RegisteredVersion, config: HeartgateConfig) -> ApprovalTimedOut:
     return ApprovalTimedOut(
-        f"no approval for version {candidate.version} within {config.approval.timeout_s}s: "
+        f"timed out: no approval for version {candidate.version} within {config.approval.timeout_s}s: "
         "not promoted, production unchanged"
     )
 

@@ -46,6 +46,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", choices=target_names(), help="deploy target (default: deploy.target, local)")
 
 
+# Commands that take only the common options: name -> help.
+PLAIN_COMMANDS = {
+    "pending": "list runs waiting for approval",
+    "rollback": "put @previous back into production and serving",
+    "reconcile": "make the target serve @production again (smoke-tested), repairing what a crash left",
+    "status": "desired (@production) and actual serving state, with lineage; exits 1 when they differ",
+    "undeploy": "stop serving: terraform destroy on the target (reconcile leaves it stopped)",
+    "up": "start the stack: Prefect server + UI, worker, deployments, automations, MLflow UI",
+    "down": "stop the stack",
+    "pull-data": "fetch, check and version the data (no training)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heartgate", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -64,29 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
         answer.add_argument("--comment", default="", help="why, recorded in the lineage")
         _common(answer)
 
-    pending = commands.add_parser("pending", help="list runs waiting for approval")
-    _common(pending)
+    for name, meaning in PLAIN_COMMANDS.items():
+        _common(commands.add_parser(name, help=meaning))
 
     bento = commands.add_parser("build-bento", help="build the bento for a registry version (from the registry alone)")
     bento.add_argument("version", help="registry version number")
     _common(bento)
 
-    rollback = commands.add_parser("rollback", help="put @previous back into production and serving")
-    _common(rollback)
-    reconcile = commands.add_parser("reconcile", help="make the target serve @production again (smoke-tested), repairing what a crash left")
-    _common(reconcile)
-    status = commands.add_parser("status", help="desired (@production) and actual serving state, with lineage; exits 1 when they differ")
-    _common(status)
-    undeploy = commands.add_parser("undeploy", help="stop serving: terraform destroy on the target (reconcile leaves it stopped)")
-    _common(undeploy)
-
-    stack_up = commands.add_parser("up", help="start the embedded stack: Prefect server + UI, worker, deployments, MLflow UI")
-    _common(stack_up)
-    stack_down = commands.add_parser("down", help="stop the embedded stack")
-    _common(stack_down)
-
-    pull = commands.add_parser("pull-data", help="fetch, check and version the data (no training)")
-    _common(pull)
+    history = commands.add_parser("history", help="the promotion ledger: per version, what was decided, by whom, why, the gate's figures, where it was deployed")
+    history.add_argument("--limit", type=int, default=None, help="only the newest N versions")
+    history.add_argument("--json", action="store_true", help="one JSON object per version, for scripts")
+    _common(history)
 
     lineage = commands.add_parser("lineage", help="show a registered version's lineage")
     lineage.add_argument("version", help="version number, or an alias such as candidate or production")
@@ -124,9 +125,13 @@ def prefect_session():
 def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from prefect.flows import load_flow_from_entrypoint
 
+    from heartgate.approval import auto_approve_in_this_process
+    from heartgate.parameters import RunParameters
+
     train_and_deploy = load_flow_from_entrypoint(FLOW_ENTRYPOINT)
-    with prefect_session():
-        summary = train_and_deploy(config_file=args.config, overrides=overrides, auto_approve=args.auto_approve, profile=args.profile)
+    demo = auto_approve_in_this_process() if args.auto_approve else contextlib.nullcontext()
+    with prefect_session(), demo:
+        summary = train_and_deploy(choices=RunParameters(overrides=overrides), config_file=args.config or "", profile=args.profile or "")
     print("\n".join(summary.lines()))
 
 
@@ -159,7 +164,7 @@ def command_pull_data(args: argparse.Namespace, config: HeartgateConfig, overrid
 
     data = pull_data(config)
     split = split_data(data, config)
-    print(f"data {data.md5} ({data.rows} beats, {data.abnormal_rows} abnormal) at {data.path}")
+    print(data.describe())
     print(f"split {split.md5} {split.counts}")
 
 
@@ -167,6 +172,17 @@ def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides
     from heartgate.registry import Registry
 
     print(json.dumps(Registry.for_config(config, existing_only=True).describe(args.version), indent=2, sort_keys=True))
+
+
+def command_history(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.history import ledger
+    from heartgate.registry import Registry
+
+    entries = ledger(Registry.for_config(config, existing_only=True), limit=args.limit)
+    for entry in entries:
+        print(entry.model_dump_json() if args.json else "\n".join(entry.lines()))
+    if not entries and not args.json:
+        print("no versions registered yet")
 
 
 def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
@@ -274,6 +290,7 @@ COMMANDS = {
     "pending": command_pending,
     "pull-data": command_pull_data,
     "lineage": command_lineage,
+    "history": command_history,
     "build-bento": command_build_bento,
     "rollback": command_rollback,
     "reconcile": command_reconcile,

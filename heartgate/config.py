@@ -100,6 +100,25 @@ class GateConfig(_Section):
     seed: int = 0
 
 
+class NotifyConfig(_Section):
+    """Who is told that a run waits for approval: a Prefect automation `heartgate up` creates."""
+
+    webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "POST a JSON message ({\"subject\": ..., \"text\": ...}) here when a run waits for approval "
+            "(Prefect's custom-webhook block). null: no webhook."
+        ),
+    )
+    block: str | None = Field(
+        default=None,
+        description=(
+            "Or an existing Prefect notification block, as BLOCK-TYPE/NAME (slack-webhook/reviewers, "
+            "ms-teams-webhook/cardiology, sendgrid-email/approvers): its secrets stay in Prefect. Wins over webhook_url."
+        ),
+    )
+
+
 class ApprovalConfig(_Section):
     timeout_s: int = Field(default=86_400, gt=0, description="Unanswered for this long means not approved.")
     poll_interval_s: int = Field(default=10, gt=0, description="How often the paused run checks for an answer.")
@@ -111,6 +130,7 @@ class ApprovalConfig(_Section):
         default=(),
         description="Reviewer names whose answer counts (empty: anyone's); other answers are ignored and the run waits on.",
     )
+    notify: NotifyConfig = NotifyConfig()
 
 
 class MlflowConfig(_Section):
@@ -118,6 +138,13 @@ class MlflowConfig(_Section):
         default=None, description="MLflow tracking server. Default: SQLite under the state dir."
     )
     experiment: str = "heartgate"
+    ui_url: str | None = Field(
+        default=None,
+        description=(
+            "Where people open the MLflow UI, for the links on Prefect's pages. Default: the tracking URI when it "
+            "is http(s), else the MLflow UI `heartgate up` starts (http://stack.host:stack.mlflow_port)."
+        ),
+    )
 
 
 class RegistryConfig(_Section):

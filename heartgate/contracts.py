@@ -27,6 +27,22 @@ class DataVersion(_Contract):
     abnormal_rows: int
     source: str
     source_sha256: str
+    previous_md5: str | None = None  # the data version before this pull (None: the first)
+
+    @property
+    def new(self) -> bool:
+        return self.md5 != self.previous_md5
+
+    def describe(self) -> str:
+        """What pull-data fetched and versioned, in one line."""
+        versioned = (
+            "the same version as before" if not self.new
+            else f"a new version (was {self.previous_md5})" if self.previous_md5 else "the first version"
+        )  # fmt: skip
+        return (
+            f"fetched {self.source} (sha256 {self.source_sha256[:12]}…): {self.rows} beats, {self.abnormal_rows} abnormal; "
+            f"data md5 {self.md5}, {versioned}, pushed to the DVC remote"
+        )
 
 
 class SplitVersion(_Contract):
@@ -37,6 +53,19 @@ class SplitVersion(_Contract):
     counts: dict[str, int]
 
 
+class RunOrigin(_Contract):
+    """The Prefect flow run a model comes from: tags on its MLflow run and registry version."""
+
+    flow_run_id: str
+    flow_run_name: str
+    flow_run_url: str | None  # None: Prefect's temporary server, gone after the run
+    source: str  # the flow's entrypoint, what MLflow shows as the run's Source
+
+    def as_tags(self) -> dict[str, str]:
+        tags = {"prefect.flow_run_id": self.flow_run_id, "prefect.flow_run_name": self.flow_run_name}
+        return tags | ({"prefect.flow_run_url": self.flow_run_url} if self.flow_run_url else {})
+
+
 class TrainResult(_Contract):
     run_id: str
     model_uri: str  # the MLflow (keras flavor) model
@@ -45,6 +74,7 @@ class TrainResult(_Contract):
     final_loss: float
     final_val_loss: float
     train_seconds: float
+    experiment_id: str = ""
 
 
 class Metrics(_Contract):
@@ -92,12 +122,26 @@ class RegisteredVersion(_Contract):
     tags: dict[str, str]
 
 
+class ClassRecall(_Contract):
+    """How many test beats of one class a model flags as abnormal (recall for classes 2..5, the
+    false-alarm count for class 1)."""
+
+    label: int
+    beats: int
+    flagged: int
+
+    @property
+    def share(self) -> float:
+        return self.flagged / self.beats if self.beats else 0.0
+
+
 class ModelScore(_Contract):
     """One registered version scored on the current test split with its own threshold."""
 
     version: str
     threshold: float
     metrics: Metrics
+    per_class: tuple[ClassRecall, ...] = ()
 
 
 class BootstrapBounds(_Contract):
@@ -267,6 +311,13 @@ class RunSummary(_Contract):
             return f"not promoted: version {version} did not pass the gate; production unchanged"
         assert self.approval is not None
         return f"not promoted: version {version} rejected by {self.approval.reviewer}; production unchanged"
+
+    @property
+    def outcome_tag(self) -> str:
+        """The flow run's tag: the outcome at a glance in the runs list."""
+        if self.promotion and self.deployment:
+            return "outcome:deployed"
+        return "outcome:not-promoted" if not self.gate.promotable else "outcome:rejected"
 
     def lines(self) -> list[str]:
         test = self.evaluation.test

@@ -174,4 +174,5 @@ def pull_data(config: HeartgateConfig) -> DataVersion:
         abnormal_rows=int(table.abnormal.sum()),
         source=config.data.source,
         source_sha256=sha256_of(fetched),
+        previous_md5=tracked.previous_md5,
     )

@@ -22,6 +22,7 @@ import yaml
 
 from heartgate.config import HeartgateConfig
 from heartgate.errors import DataSourceError, DataValidationError
+from heartgate.quiet import quiet_logger
 from heartgate.state import StatePaths
 
 REMOTE_NAME = "store"
@@ -32,6 +33,7 @@ INIT_LOCK = ".heartgate-init.lock"
 class TrackedFile:
     path: Path  # the cache object: content-addressed, never rewritten
     md5: str  # DVC's md5 of the file: the data version
+    previous_md5: str | None = None  # the version tracked before this commit (None: the first)
 
 
 def read_verified(path: Path, md5: str) -> bytes:
@@ -79,7 +81,8 @@ class DvcStore:
         with (self.workspace / INIT_LOCK).open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (self.workspace / ".dvc").is_dir():
-                Repo.init(str(self.workspace), no_scm=True)
+                with quiet_logger("dvc"):  # "Initialized DVC repository." twice, on stdout and in the log
+                    Repo.init(str(self.workspace), no_scm=True)
             repo = Repo(str(self.workspace), _wait_for_lock=True)
             with repo.config.edit() as conf:
                 conf["remote"][REMOTE_NAME] = {"url": self.remote_url}
@@ -94,10 +97,11 @@ class DvcStore:
         repo = self._repo()
         try:
             with lock_repo(repo):  # another run's write must not land between ours and its add
+                previous = {name: read_md5(self.workspace / name) for name in files}
                 self._write_add_push(repo, files, md5s)
         finally:
             repo.close()
-        return {name: TrackedFile(self.object_path(md5), md5) for name, md5 in md5s.items()}
+        return {name: TrackedFile(self.object_path(md5), md5, previous[name]) for name, md5 in md5s.items()}
 
     def _write_add_push(self, repo, files: Mapping[str, bytes], md5s: Mapping[str, str]) -> None:  # noqa: ANN001
         targets = {name: self.workspace / name for name in files}

@@ -14,6 +14,8 @@ from heartgate.errors import DataValidationError
 SAMPLES_PER_BEAT = 140
 NORMAL_LABEL = 1
 LABELS = frozenset({1, 2, 3, 4, 5})
+# The classes of ECG5000 (UCR archive, from the BIDMC Congestive Heart Failure Database).
+CLASS_NAMES = {1: "normal", 2: "R-on-T PVC", 3: "PVC", 4: "SP or EB", 5: "unclassified beat"}
 UCR_SPLITS = ("train", "test")
 HEADER = ",".join(["split", "label", *(f"t{i:03d}" for i in range(SAMPLES_PER_BEAT))])
 COLUMNS = SAMPLES_PER_BEAT + 2

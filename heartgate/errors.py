@@ -7,6 +7,7 @@ class HeartgateError(Exception):
     # True where Prefect itself sets the run's final state (a run whose pause expired is failed by
     # the server with its own message): the flow then raises the error instead of returning a state.
     final_state_by_prefect = False
+    outcome = "failed"  # the run's `outcome:` tag when this ends it
 
 
 class ConfigError(HeartgateError):

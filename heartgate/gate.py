@@ -18,7 +18,8 @@ from heartgate.contracts import (
     ModelScore,
     RegisteredVersion,
 )
-from heartgate.metrics import classification_metrics
+from heartgate.metrics import class_recalls, classification_metrics
+from heartgate.plots import gate_histograms, png_bytes
 from heartgate.registry import PRODUCTION_ALIAS, Registry
 from heartgate.scorer import OnnxScorer
 from heartgate.splits import SplitArrays
@@ -93,25 +94,38 @@ def decide(
 # --- the step ------------------------------------------------------------------------------------
 
 
+GATE_PLOT = "plots/gate_error_histogram.png"  # logged to the candidate's run; the approval page shows it
+
+
 def score_registered(registry: Registry, version: str, tags: dict[str, str], arrays: SplitArrays) -> tuple[ModelScore, np.ndarray]:
-    """Score a registered version on the test split: its ONNX export, its own threshold."""
+    """Score a registered version on the test split: its ONNX export, its own threshold. Returns
+    the score and each test beat's error."""
     threshold = float(tags["threshold"])
     errors = OnnxScorer(registry.artifact(tags["run_id"], tags["onnx_artifact"])).errors(arrays.test)
-    score = ModelScore(version=version, threshold=threshold, metrics=classification_metrics(errors, arrays.test_abnormal, threshold))
-    return score, errors > threshold
+    score = ModelScore(
+        version=version, threshold=threshold, metrics=classification_metrics(errors, arrays.test_abnormal, threshold),
+        per_class=class_recalls(errors, arrays.test_labels, threshold),
+    )  # fmt: skip
+    return score, errors
 
 
 def promotion_gate(config: HeartgateConfig, registry: Registry, arrays: SplitArrays, candidate: RegisteredVersion) -> GateDecision:
-    """Score both models now, decide, and record the decision in the candidate's version tags."""
+    """Score both models now, decide, record the decision in the candidate's version tags, and log
+    both models' error histograms to the candidate's run."""
     production = registry.by_alias(PRODUCTION_ALIAS)
-    candidate_score, candidate_flags = score_registered(registry, candidate.version, candidate.tags, arrays)
+    candidate_score, candidate_errors = score_registered(registry, candidate.version, candidate.tags, arrays)
+    scores, errors = {f"candidate v{candidate.version}": candidate_score}, {f"candidate v{candidate.version}": candidate_errors}
     production_score, bounds = None, None
     if production is not None:
-        production_score, production_flags = score_registered(registry, str(production.version), dict(production.tags), arrays)
+        production_score, production_errors = score_registered(registry, str(production.version), dict(production.tags), arrays)
+        scores[f"production v{production.version}"], errors[f"production v{production.version}"] = production_score, production_errors
         if config.gate.bootstrap:
-            bounds = paired_bootstrap(candidate_flags, production_flags, arrays.test_abnormal, config.gate)
+            flags = (candidate_errors > candidate_score.threshold, production_errors > production_score.threshold)
+            bounds = paired_bootstrap(*flags, arrays.test_abnormal, config.gate)
     decision = decide(candidate_score, production_score, config.gate, bounds)
 
     rejection = {} if decision.promotable else {"rejected": "gate: " + "; ".join(decision.reasons)}
     registry.tag(candidate.version, decision.as_tags() | rejection)
+    figure = gate_histograms(errors, {name: score.threshold for name, score in scores.items()}, arrays.test_abnormal)
+    registry.log_bytes(candidate.run_id, GATE_PLOT, png_bytes(figure))
     return decision

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from heartgate.config import ThresholdConfig
-from heartgate.contracts import Metrics
+from heartgate.contracts import ClassRecall, Metrics
+from heartgate.ecg import LABELS
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -77,6 +78,15 @@ def classification_metrics(errors: np.ndarray, abnormal: np.ndarray, threshold: 
         pr_auc=pr_auc(errors, abnormal),
         tp=tp, fp=fp, tn=tn, fn=fn,
     )  # fmt: skip
+
+
+def class_recalls(errors: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[ClassRecall, ...]:
+    """Per class, how many beats are flagged (error strictly above the threshold)."""
+    flagged = errors > threshold
+    return tuple(
+        ClassRecall(label=label, beats=int((labels == label).sum()), flagged=int((flagged & (labels == label)).sum()))
+        for label in sorted(LABELS)
+    )
 
 
 def pick_threshold(errors: np.ndarray, abnormal: np.ndarray, config: ThresholdConfig) -> float:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from heartgate.bento import build_bento
 from heartgate.config import HeartgateConfig
-from heartgate.contracts import BentoBuild, Reconciled, ServingState
+from heartgate.contracts import BentoBuild, Deployment, Reconciled, ServingState
 from heartgate.errors import HeartgateError
 from heartgate.lineage import timestamp
 from heartgate.locks import deploy_lock, promotion_lock
@@ -35,6 +35,7 @@ from heartgate.targets.base import DeployTarget
 Log = Callable[[str], None]
 UNDEPLOYED_TAG = "undeployed.{target}"
 RECONCILED_TAG = "reconciled.{target}"
+DEPLOYED_TAG = "deployed.{target}"  # on a version: when and where a run's deploy served it (heartgate history)
 
 
 class ReconcileFailed(HeartgateError):
@@ -84,6 +85,12 @@ def mark_undeployed(registry: Registry, target: str, by: str) -> None:
 
 def clear_undeployed(registry: Registry, target: str) -> None:
     registry.tag_model(UNDEPLOYED_TAG.format(target=target), None)
+
+
+def record_deployed(registry: Registry, deployment: Deployment) -> None:
+    """A deploy passed its smoke test: serving again (the watchdog keeps it so), and the version's ledger says where."""
+    clear_undeployed(registry, deployment.target)
+    registry.tag(deployment.registry_version, {DEPLOYED_TAG.format(target=deployment.target): f"{timestamp()}: {deployment.url}"})
 
 
 def reconcile(config: HeartgateConfig, log: Log = print, lock_timeout_s: float = 300) -> Reconciled:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from heartgate.config import HeartgateConfig
-from heartgate.contracts import EvaluationResult, RegisteredVersion, TrainResult
+from heartgate.contracts import EvaluationResult, RegisteredVersion, RunOrigin, TrainResult
 from heartgate.errors import TrackingError
 from heartgate.lineage import Lineage
 from heartgate.state import StatePaths
@@ -25,6 +25,8 @@ CANDIDATE_ALIAS = "candidate"  # the newest registered candidate
 PRODUCTION_ALIAS = "production"  # moved only by an approved promotion
 PREVIOUS_ALIAS = "previous"  # the production version before the last promotion, for rollback
 _CREATED_STORES: set[str] = set()  # embedded stores this process has already seen created
+# The MLflow UI opens a model-training experiment on its runs (not the GenAI "Overview" of traces).
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 MODEL_DESCRIPTION = "ECG5000 beat anomaly detector (autoencoder; abnormal = positive class)."
 
 
@@ -58,16 +60,19 @@ class Registry:
         )
 
     def experiment_id(self) -> str:
-        """The experiment's id, created on first use."""
+        """The experiment's id, created on first use, with `EXPERIMENT_TAGS`."""
         from mlflow.exceptions import MlflowException
 
         experiment = self.client.get_experiment_by_name(self.experiment)
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return self.client.create_experiment(self.experiment, artifact_location=self.artifact_location)
-        except MlflowException:  # another run created it between our read and our create
-            return self.client.get_experiment_by_name(self.experiment).experiment_id
+        if experiment is None:
+            try:
+                return self.client.create_experiment(self.experiment, artifact_location=self.artifact_location, tags=EXPERIMENT_TAGS)
+            except MlflowException:  # another run created it between our read and our create
+                experiment = self.client.get_experiment_by_name(self.experiment)
+        for key, value in EXPERIMENT_TAGS.items():  # an experiment made before heartgate set them
+            if experiment.tags.get(key) != value:
+                self.client.set_experiment_tag(experiment.experiment_id, key, value)
+        return experiment.experiment_id
 
     # --- versions and aliases ---------------------------------------------------------------------
 
@@ -155,6 +160,18 @@ class Registry:
                 fetched.replace(kept)
         return kept
 
+    def log_bytes(self, run_id: str, path: str, content: bytes) -> Path:
+        """Log `content` as the run artifact `path` and keep it in the cache."""
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(scratch) / Path(path).name
+            local.write_bytes(content)
+            return self.log_file(run_id, path, local)
+
+    def log_file(self, run_id: str, path: str, local: Path) -> Path:
+        """Log the file `local` as the run artifact `path` (same file name) and keep it in the cache."""
+        self.client.log_artifact(run_id, str(local), artifact_path=str(Path(path).parent))
+        return self.keep_artifact(run_id, path, local)
+
     def keep_artifact(self, run_id: str, path: str, local: Path) -> Path:
         """Seed the cache with a file this process just logged, so nobody downloads it again."""
         kept = self.cache / run_id / path
@@ -205,17 +222,20 @@ def _create_registered_model(client, name: str) -> None:  # noqa: ANN001 - mlflo
             raise
 
 
-def register(registry: Registry, lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult) -> RegisteredVersion:
-    """The candidate becomes a new version with its lineage as tags, and takes `@candidate`.
-    `@production` is moved only by an approved promotion."""
+def register(
+    registry: Registry, lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult, origin: RunOrigin | None = None
+) -> RegisteredVersion:
+    """The candidate becomes a new version with its lineage (and the Prefect flow run it comes
+    from) as tags, and takes `@candidate`. `@production` is moved only by an approved promotion."""
     client, name = registry.client, registry.model_name
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         _create_registered_model(client, name)
-    tags = version_tags(lineage, trained, evaluation)
+    tags = version_tags(lineage, trained, evaluation) | (origin.as_tags() if origin else {})
     model_id = trained.model_uri.removeprefix("models:/")
     # The logged model's storage location, not its models:/ URI: MLflow's SQL registry store resolves
     # a models:/ source through the process-global tracking URI, which heartgate never sets.
     source = client.get_logged_model(model_id).artifact_location
-    version = client.create_model_version(name, source=source, run_id=trained.run_id, tags=tags, model_id=model_id)
+    description = f"Made by Prefect flow run [{origin.flow_run_name}]({origin.flow_run_url})." if origin and origin.flow_run_url else None
+    version = client.create_model_version(name, source=source, run_id=trained.run_id, tags=tags, model_id=model_id, description=description)
     registry.point(CANDIDATE_ALIAS, str(version.version))
     return RegisteredVersion(name=name, version=str(version.version), run_id=trained.run_id, tags=tags)

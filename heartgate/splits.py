@@ -38,6 +38,7 @@ class SplitArrays:
     validation_abnormal: np.ndarray
     test: np.ndarray
     test_abnormal: np.ndarray
+    test_labels: np.ndarray  # the class of each test beat (1 normal, 2..5 abnormal), for per-class figures
 
 
 def row_keys(table: EcgTable, seed: int) -> np.ndarray:
@@ -92,6 +93,7 @@ def split_arrays(table: EcgTable, keys: np.ndarray, split_of: dict[str, str]) ->
         validation_abnormal=table.abnormal[validation],
         test=table.beats[test],
         test_abnormal=table.abnormal[test],
+        test_labels=table.labels[test],
     )
 
 

@@ -32,6 +32,7 @@ import yaml
 from heartgate import secrets
 from heartgate.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateConfig
 from heartgate.errors import HeartgateError
+from heartgate.notify import ensure_approval_notification
 from heartgate.postgres import PostgresCluster, PostgresServer
 from heartgate.state import StatePaths, runtime_environment
 
@@ -162,6 +163,7 @@ def ensure_work_pool(config: HeartgateConfig, env: Mapping[str, str]) -> str:
             except ObjectAlreadyExists:
                 pass
             ensure_crash_detection(client)
+            ensure_approval_notification(client, config)
         block.save(RESULTS_BLOCK, overwrite=True)
     return f"{block.get_block_type_slug()}/{RESULTS_BLOCK}"
 

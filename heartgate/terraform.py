@@ -9,6 +9,7 @@ no checkpoint calls), the working data dir and the state all live under heartgat
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
@@ -37,6 +38,20 @@ def cli_config(plugin_mirror: Path | None) -> str:
             "}",
         ]
     return "\n".join(lines) + "\n"
+
+
+# One line per resource change as it starts (the crash tests kill on these), and the summary of an
+# apply or destroy; init, plans, provisioner output (a whole bash script) and outputs stay quiet.
+LOGGED_EVENTS = ("apply_start", "apply_errored", "provision_errored", "resource_drift", "diagnostic")
+
+
+def worth_logging(event: Mapping[str, Any]) -> bool:
+    kind = event.get("type")
+    if kind == "change_summary":
+        return event.get("changes", {}).get("operation") in ("apply", "destroy")
+    if kind == "diagnostic":
+        return event.get("@level") in ("error", "warning")
+    return kind in LOGGED_EVENTS
 
 
 def _diagnostic_text(event: dict[str, Any]) -> str:
@@ -79,6 +94,7 @@ class Terraform:
         except FileNotFoundError:
             raise TerraformError(f"terraform executable not found: {self.binary}") from None
         assert process.stdout is not None
+        quiet: collections.deque[str] = collections.deque(maxlen=5)  # what was not logged, for a failure's message
         for line in process.stdout:
             line = line.rstrip("\n")
             if not line:
@@ -86,16 +102,18 @@ class Terraform:
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
-                self.log(f"terraform: {line}")  # provisioner output and the odd plain line
+                quiet.append(line)  # init's banner, the odd plain line
                 continue
             if event.get("type") == "diagnostic" and event.get("@level") == "error":
                 errors.append(_diagnostic_text(event))
             message = event.get("@message")
-            if message and event.get("type") not in ("version",):
+            if message and worth_logging(event):
                 self.log(f"terraform: {message}")
+            elif message:
+                quiet.append(message)
         code = process.wait()
         if code not in ok_codes:
-            detail = "; ".join(errors) if errors else f"exit code {code}"
+            detail = "; ".join(errors) if errors else f"exit code {code}" + (f" ({quiet[-1]})" if quiet else "")
             raise TerraformError(f"terraform {args[0]} failed in {self.root.name}: {detail}")
         return code
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from heartgate.config import HeartgateConfig, TrainConfig
-from heartgate.contracts import TrainResult
+from heartgate.contracts import RunOrigin, TrainResult
 from heartgate.ecg import SAMPLES_PER_BEAT
 from heartgate.lineage import Lineage
 from heartgate.registry import Registry
@@ -84,10 +84,14 @@ def build_scorer(autoencoder, scaling: Scaling):
     return keras.Model(beats, error, name="scorer")
 
 
+EpochLog = Callable[[int, dict[str, float]], None]
+
+
 def fit_autoencoder(
-    arrays: SplitArrays, config: TrainConfig, progress: Callable[[str], None]
+    arrays: SplitArrays, config: TrainConfig, progress: Callable[[str], None], on_epoch: EpochLog = lambda epoch, logs: None
 ) -> tuple[object, Scaling, dict[str, list[float]]]:
-    """Deterministic given config.seed: seeded weights and shuffling, deterministic TF ops."""
+    """Deterministic given config.seed: seeded weights and shuffling, deterministic TF ops.
+    `on_epoch(epoch, {"loss": ..., "val_loss": ...})` after each epoch (MLflow's live curve)."""
     import keras
     import tensorflow as tf
 
@@ -99,6 +103,7 @@ def fit_autoencoder(
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            on_epoch(epoch, {key: float(logs[key]) for key in ("loss", "val_loss")})
             if (epoch + 1) % 10 == 0 or epoch + 1 == config.epochs:
                 progress(
                     f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.5f}, val_loss {logs['val_loss']:.5f}"
@@ -156,17 +161,36 @@ def _log_onnx(registry: Registry, run_id: str, scorer) -> None:  # noqa: ANN001
     with tempfile.TemporaryDirectory() as scratch:
         onnx_path = Path(scratch) / Path(ONNX_ARTIFACT).name
         export_onnx(scorer, onnx_path)
-        registry.client.log_artifact(run_id, str(onnx_path), artifact_path=str(Path(ONNX_ARTIFACT).parent))
-        registry.keep_artifact(run_id, ONNX_ARTIFACT, onnx_path)
+        registry.log_file(run_id, ONNX_ARTIFACT, onnx_path)
 
 
-def _log_training(registry: Registry, run_id: str, params: dict[str, str], history: dict[str, list[float]], seconds: float) -> None:
+def _log_training(registry: Registry, run_id: str, params: dict[str, str], seconds: float) -> None:
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
-    metrics = [Metric(key, float(value), now, step) for key in ("loss", "val_loss") for step, value in enumerate(history[key])]
-    metrics.append(Metric("train_seconds", seconds, now, 0))
+    metrics = [Metric("train_seconds", seconds, now, 0)]
     registry.client.log_batch(run_id, metrics=metrics, params=[Param(key, value) for key, value in params.items()])
+
+
+def _epoch_logger(registry: Registry, run_id: str) -> EpochLog:
+    """Each epoch's losses as they come, so the MLflow UI draws the curve while the model trains."""
+    from mlflow.entities import Metric
+
+    def log_epoch(epoch: int, losses: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        registry.client.log_batch(run_id, metrics=[Metric(key, value, now, epoch) for key, value in losses.items()])
+
+    return log_epoch
+
+
+def run_tags(lineage: Lineage, origin: RunOrigin | None) -> dict[str, str]:
+    """The training run's tags: the lineage, the Prefect flow run it belongs to, and a Source that
+    names heartgate's flow (MLflow would otherwise show the Prefect engine's file)."""
+    tags = {"heartgate.step": "train", **{f"lineage.{k}": v for k, v in lineage.as_tags().items()}}
+    tags |= {"mlflow.source.type": "LOCAL", "mlflow.source.git.commit": lineage.git_commit}
+    if origin:
+        tags |= {"mlflow.source.name": origin.source, **origin.as_tags()}
+    return tags
 
 
 def train(
@@ -175,18 +199,19 @@ def train(
     arrays: SplitArrays,
     lineage: Lineage,
     progress: Callable[[str], None] = print,
+    origin: RunOrigin | None = None,
 ) -> TrainResult:
-    started = time.perf_counter()
-    autoencoder, scaling, history = fit_autoencoder(arrays, config.train, progress)
-    train_seconds = time.perf_counter() - started
-    scorer = build_scorer(autoencoder, scaling)
-
+    """The MLflow run opens before the first epoch (its Duration is the training's) and closes
+    once the model and its ONNX export are logged."""
     experiment_id = registry.experiment_id()
-    tags = {"heartgate.step": "train", **{f"lineage.{k}": v for k, v in lineage.as_tags().items()}}
-    run = registry.client.create_run(experiment_id, run_name=f"train-{lineage.data_md5[:8]}", tags=tags)
+    run = registry.client.create_run(experiment_id, run_name=f"train-{lineage.data_md5[:8]}", tags=run_tags(lineage, origin))
     run_id = run.info.run_id
     try:
-        _log_training(registry, run_id, training_params(config, lineage, scaling, len(arrays.train_normal)), history, train_seconds)
+        started = time.perf_counter()
+        autoencoder, scaling, history = fit_autoencoder(arrays, config.train, progress, on_epoch=_epoch_logger(registry, run_id))
+        train_seconds = time.perf_counter() - started
+        scorer = build_scorer(autoencoder, scaling)
+        _log_training(registry, run_id, training_params(config, lineage, scaling, len(arrays.train_normal)), train_seconds)
         model_uri = _log_keras_model(registry, experiment_id, run_id, scorer, arrays.validation[:4].astype(np.float32))
         _log_onnx(registry, run_id, scorer)
     except BaseException:
@@ -201,4 +226,5 @@ def train(
         final_loss=history["loss"][-1],
         final_val_loss=history["val_loss"][-1],
         train_seconds=train_seconds,
+        experiment_id=experiment_id,
     )

@@ -13,6 +13,7 @@ from heartgate.contracts import (
     RegisteredVersion,
     SplitVersion,
 )
+from heartgate.evidence import evidence_markdown
 from heartgate.registry import Registry
 from heartgate.resume import once_per_flow_run
 from heartgate.splits import load_split_arrays
@@ -21,8 +22,10 @@ from heartgate.splits import load_split_arrays
 @task(name="promotion-gate", cache_key_fn=once_per_flow_run)
 def promotion_gate(config: HeartgateConfig, data: DataVersion, split: SplitVersion, candidate: RegisteredVersion) -> GateDecision:
     arrays = load_split_arrays(data, split, config.split.seed)
-    decision = heartgate.gate.promotion_gate(config, Registry.for_config(config), arrays, candidate)
-    create_markdown_artifact(decision.markdown(), key="promotion-gate", description="candidate vs production")
+    registry = Registry.for_config(config)
+    decision = heartgate.gate.promotion_gate(config, registry, arrays, candidate)
+    evidence = evidence_markdown(config, registry, decision, candidate)
+    create_markdown_artifact(evidence, key="promotion-gate", description="candidate vs production: the gate's evidence")
     logger = get_run_logger()
     logger.info(f"gate {'passed' if decision.promotable else 'NOT passed'} for version {candidate.version}")
     for reason in decision.reasons:

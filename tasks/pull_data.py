@@ -14,8 +14,5 @@ from heartgate.resume import once_per_flow_run
 @task(name="pull-data", cache_key_fn=once_per_flow_run, retries=2, retry_delay_seconds=5, retry_condition_fn=retry_only_transient)
 def pull_data(config: HeartgateConfig) -> DataVersion:
     data = heartgate.data.pull_data(config)
-    get_run_logger().info(
-        "data %s: %d beats (%d abnormal) from %s (sha256 %s…)",
-        data.md5, data.rows, data.abnormal_rows, data.source, data.source_sha256[:12],
-    )  # fmt: skip
+    get_run_logger().info(data.describe())
     return data

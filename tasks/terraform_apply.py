@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import BentoBuild, Deployment
-from heartgate.reconcile import clear_undeployed
+from heartgate.reconcile import record_deployed
 from heartgate.registry import Registry
 from heartgate.targets import target_for
 
@@ -16,6 +16,6 @@ from heartgate.targets import target_for
 def terraform_apply(config: HeartgateConfig, built: BentoBuild) -> Deployment:
     logger = get_run_logger()
     deployment = target_for(config, logger.info).apply(built)
-    clear_undeployed(Registry.for_config(config), deployment.target)  # serving again: the watchdog keeps it so
+    record_deployed(Registry.for_config(config), deployment)
     logger.info(f"deployed {deployment.bento_tag} to {deployment.target} at {deployment.url}")
     return deployment

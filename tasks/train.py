@@ -8,6 +8,7 @@ import heartgate.training
 from heartgate.config import HeartgateConfig
 from heartgate.contracts import DataVersion, SplitVersion, TrainResult
 from heartgate.lineage import Lineage
+from heartgate.links import run_origin
 from heartgate.registry import Registry
 from heartgate.resume import once_per_flow_run
 from heartgate.splits import load_split_arrays
@@ -16,4 +17,5 @@ from heartgate.splits import load_split_arrays
 @task(name="train", cache_key_fn=once_per_flow_run)
 def train(config: HeartgateConfig, data: DataVersion, split: SplitVersion, lineage: Lineage) -> TrainResult:
     arrays = load_split_arrays(data, split, config.split.seed)
-    return heartgate.training.train(config, Registry.for_config(config), arrays, lineage, progress=get_run_logger().info)
+    registry = Registry.for_config(config)
+    return heartgate.training.train(config, registry, arrays, lineage, progress=get_run_logger().info, origin=run_origin())

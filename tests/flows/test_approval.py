@@ -126,18 +126,38 @@ def test_deployments_come_from_prefect_yaml_with_the_nightly_schedule(stack):
     assert nightly.job_variables["env"]["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"] == "local-file-system/heartgate-results"
 
 
-def test_run_pressed_in_the_ui_is_picked_up_by_the_worker(stack):
-    """What the UI's Run button does: a flow run of the manual deployment, executed by the worker."""
+def test_run_pressed_in_the_ui_is_picked_up_by_the_worker_and_waits_for_a_person(stack):
+    """What the UI's Run button does: a flow run of the manual deployment, executed by the worker,
+    with the Run form's typed choices; it suspends until a person answers (no parameter skips that)."""
+    from prefect import get_client
     from prefect.deployments import run_deployment
+    from prefect.flow_runs import resume_flow_run
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: stack["api"]}):
-        run = run_deployment(
-            "train-and-deploy/manual", parameters={"auto_approve": True, "overrides": {"train.epochs": 2}}, timeout=300
-        )
-    assert run.state.is_completed(), run.state.message
+    with temporary_settings(updates={PREFECT_API_URL: stack["api"]}), get_client(sync_client=True) as client:
+        run = run_deployment("train-and-deploy/manual", parameters={"choices": {"epochs": 2}}, timeout=0)
+        state = wait_for(client, run.id, lambda state: state.is_paused() or state.is_final())
+        assert state.name == "Suspended", state.message
+        resume_flow_run(run.id, run_input={"approve": True, "reviewer": "ui-user", "comment": "from the form"})
+        state = wait_for(client, run.id, lambda state: state.is_final())
+        assert state.is_completed() and state.message.startswith("promoted version 1 to @production (approved by ui-user)"), state.message
+        assert "outcome:deployed" in client.read_flow_run(run.id).tags  # the outcome at a glance in the runs list
+        with pytest.raises(Exception, match="auto_approve"):  # not a parameter: the server refuses it
+            run_deployment("train-and-deploy/manual", parameters={"auto_approve": True}, timeout=0)
     assert aliases(stack["state"])[PRODUCTION_ALIAS] == "1"
-    assert registry(stack["state"]).get_model_version(MODEL, "1").tags["approval.reviewer"] == "auto"
+    version = registry(stack["state"]).get_model_version(MODEL, "1")
+    assert version.tags["approval.reviewer"] == "ui-user"
+    assert registry(stack["state"]).get_run(version.run_id).data.params["train.epochs"] == "2"  # the form's choice
+
+
+def wait_for(client, run_id, until, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.read_flow_run(run_id).state
+        if state and until(state):
+            return state
+        time.sleep(1)
+    raise AssertionError(f"flow run {run_id} still {state.name if state else None} after {timeout}s")
 
 
 def test_a_worker_run_without_shared_settings_refuses_in_one_line(stack):
@@ -149,7 +169,7 @@ def test_a_worker_run_without_shared_settings_refuses_in_one_line(stack):
     before = len(registry(stack["state"]).search_model_versions(f"name = '{MODEL}'"))
     with temporary_settings(updates={PREFECT_API_URL: stack["api"]}):
         run = run_deployment(
-            "train-and-deploy/manual", parameters={"overrides": {"train.epochs": 1}},
+            "train-and-deploy/manual", parameters={"choices": {"epochs": 1}},
             job_variables={"env": {"HEARTGATE_STACK__ALLOW_LOCAL_STATE": "false"}}, timeout=300,
         )  # fmt: skip
     assert run.state.is_failed()
@@ -230,7 +250,7 @@ def test_no_answer_in_time_means_not_approved(stack):
     run = FlowProcess(stack, state, "--set", "train.epochs=3", "--set", "approval.timeout_s=3")
     returncode, _, err = run.finish()
     assert returncode == 1
-    assert last_line(err) == "heartgate: error: no approval for version 1 within 3s: not promoted, production unchanged"
+    assert last_line(err) == "heartgate: error: timed out: no approval for version 1 within 3s: not promoted, production unchanged"
     assert aliases(state) == {CANDIDATE_ALIAS: "1"}
     assert registry(state).get_model_version(MODEL, "1").tags["approval.decision"] == "timed_out"
 

@@ -132,6 +132,12 @@ class Api:
 
         return run_deployment(deployment, timeout=0, **options).id
 
+    def approve(self, run_id, reviewer: str) -> None:
+        """What the Resume form of a paused run posts."""
+        from prefect.flow_runs import resume_flow_run
+
+        resume_flow_run(run_id, run_input={"approve": True, "reviewer": reviewer, "comment": ""})
+
     def wait(self, run_id, until=lambda state: state.is_final(), timeout: float = 420):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -156,7 +162,10 @@ def versions(team) -> dict[str, dict[str, str]]:
 def race(team):
     """Two manual runs launched at once through the API: two workers, one production."""
     with Api(team) as api:
-        runs = [api.launch(parameters={"auto_approve": True}) for _ in range(2)]
+        runs = [api.launch() for _ in range(2)]
+        for run_id in runs:  # both pass the gate (nothing in production yet) and wait for a person
+            api.wait(run_id, until=lambda state: state.is_paused())
+            api.approve(run_id, reviewer="alice")
         states = [api.wait(run_id) for run_id in runs]
         workers = {api.client.read_flow_run(run_id).work_queue_name for run_id in runs}
     return states, workers
@@ -205,7 +214,7 @@ def test_a_suspended_run_survives_killing_every_worker(team, race):
     with Api(team) as api:
         # 40 epochs beat 2 on both metrics: it passes the gate. The local target serves on the machine of
         # whichever worker resumes it, which may already serve the race's winner: a port of its own.
-        run_id = api.launch(parameters={"overrides": {"train.epochs": 40, "serve.port": free_port()}})
+        run_id = api.launch(parameters={"choices": {"epochs": 40, "overrides": {"serve.port": free_port()}}})
         suspended = api.wait(run_id, until=lambda state: state.is_paused() or state.is_final())
         assert suspended.name == "Suspended", suspended.message
         before = set(versions(team))
@@ -229,7 +238,7 @@ def test_a_run_whose_worker_dies_with_it_ends_crashed(team):
     from heartgate.processes import descendants
 
     with Api(team) as api:
-        run_id = api.launch(parameters={"overrides": {"train.epochs": 400}})
+        run_id = api.launch(parameters={"choices": {"epochs": 400}})
         api.wait(run_id, until=lambda state: state.is_running())
         time.sleep(5)  # past its first heartbeat
         run_pid = int(api.client.read_flow_run(run_id).infrastructure_pid.rpartition(":")[2])  # the process worker records the pid

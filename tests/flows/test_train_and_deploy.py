@@ -98,7 +98,7 @@ def test_run_holds_params_losses_model_onnx_and_plots(first_run, client):
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")} | {
         a.path for a in client.list_artifacts(run.info.run_id, "onnx")
     }
-    assert artifacts == {"plots/error_histogram.png", "plots/roc_pr_curves.png", "onnx/scorer.onnx"}
+    assert artifacts == {"plots/error_histogram.png", "plots/roc_pr_curves.png", "plots/gate_error_histogram.png", "onnx/scorer.onnx"}
     (logged,) = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
     assert version.source == logged.artifact_location  # the keras scorer, logged as an MLflow model of the run
     assert Path(StatePaths(state).mlflow_artifacts).is_dir()

@@ -13,7 +13,7 @@ CANDIDATE = RegisteredVersion(
 
 
 def test_request_shows_the_comparison_and_what_would_be_deployed():
-    text = approval_request(decide(score("2", 0.97, 0.96), score("1", 0.95, 0.94), STRICT), CANDIDATE, "RUN-ID")
+    text = approval_request(decide(score("2", 0.97, 0.96), score("1", 0.95, 0.94), STRICT).markdown(), CANDIDATE, "RUN-ID")
     assert "Promote heartgate-ecg-autoencoder version 2 to production?" in text
     assert "| precision | 0.9700 | 0.9500 | +0.0200 |" in text
     assert "MLflow run `run123`, threshold 0.00123 (max_f1)" in text
@@ -47,3 +47,17 @@ def test_auto_approve_is_refused_where_the_config_does_not_allow_it():
         refuse_auto_approve(server, auto_approve=True)
     refuse_auto_approve(server, auto_approve=False)
     refuse_auto_approve(load_config(), auto_approve=True)  # the embedded default allows it (demos)
+
+
+def test_auto_approve_is_the_cli_demo_mode_of_this_process_only():
+    from heartgate.approval import auto_approve_in_this_process, auto_approved
+    from heartgate.config import load_config
+    from heartgate.errors import ConfigError
+
+    embedded, server = load_config(), load_config(profile="server")
+    assert auto_approved(embedded) is False
+    with auto_approve_in_this_process():
+        assert auto_approved(embedded) is True
+        with pytest.raises(ConfigError, match="auto-approve is refused here"):
+            auto_approved(server)
+    assert auto_approved(embedded) is False

@@ -53,8 +53,14 @@ def test_pull_data_reports_the_versions(tmp_path, home):
     good.write_text(synthetic_csv())
     result = heartgate("pull-data", "--state-dir", str(tmp_path / "state"), "--set", f"data.source={good}", "--set", "data.sha256=null", home=home)
     assert result.returncode == 0, result.stderr
-    assert "200 beats, 80 abnormal" in result.stdout
+    assert "200 beats, 80 abnormal" in result.stdout and "the first version, pushed to the DVC remote" in result.stdout
     assert "'train': 120, 'validation': 40, 'test': 40" in result.stdout
+    assert "Initialized DVC" not in result.stdout + result.stderr  # a library's banner, not news
+    again = heartgate("pull-data", "--state-dir", str(tmp_path / "state"), "--set", f"data.source={good}", "--set", "data.sha256=null", home=home)
+    assert "the same version as before" in again.stdout
+    good.write_text(synthetic_csv(seed=1))
+    changed = heartgate("pull-data", "--state-dir", str(tmp_path / "state"), "--set", f"data.source={good}", "--set", "data.sha256=null", home=home)
+    assert "a new version (was " in changed.stdout, changed.stdout + changed.stderr
 
 
 def test_sha256_mismatch_is_one_line(tmp_path, home):

@@ -3,8 +3,8 @@ import pytest
 from sklearn import metrics as sk
 
 from heartgate.config import ThresholdConfig
-from heartgate.evaluation import error_histogram, roc_pr_curves
-from heartgate.metrics import classification_metrics, pick_threshold, pr_auc, roc_auc
+from heartgate.plots import error_histogram, gate_histograms, png_bytes, roc_pr_curves
+from heartgate.metrics import class_recalls, classification_metrics, pick_threshold, pr_auc, roc_auc
 
 
 @pytest.fixture
@@ -87,3 +87,15 @@ def test_plots_render(scored):
     m = classification_metrics(errors, abnormal, 1.0)
     assert len(error_histogram(errors, abnormal, 1.0).axes) == 1
     assert len(roc_pr_curves(errors, abnormal, m).axes) == 2
+    two = gate_histograms({"candidate v2": errors, "production v1": errors * 1.1}, {"candidate v2": 1.0, "production v1": 1.1}, abnormal)
+    assert [axes.get_title() for axes in two.axes] == ["candidate v2: test-split reconstruction error", "production v1: test-split reconstruction error"]
+    assert png_bytes(two).startswith(b"\x89PNG")
+    assert len(gate_histograms({"candidate v1": errors}, {"candidate v1": 1.0}, abnormal).axes) == 1
+
+
+def test_class_recalls_count_flagged_beats_per_class():
+    errors = np.array([0.1, 0.9, 0.8, 0.2, 0.95, 0.5, 0.99])
+    labels = np.array([1, 1, 2, 2, 3, 4, 5])
+    recalls = {r.label: (r.beats, r.flagged) for r in class_recalls(errors, labels, threshold=0.5)}
+    assert recalls == {1: (2, 1), 2: (2, 1), 3: (1, 1), 4: (1, 0), 5: (1, 1)}  # 0.5 is not above 0.5
+    assert class_recalls(errors, labels, 0.5)[1].share == 0.5

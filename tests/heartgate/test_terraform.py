@@ -49,3 +49,26 @@ def test_a_failing_command_raises_with_terraforms_own_text(tmp_path):
     terraform.init({"path": str(tmp_path / "terraform.tfstate")})
     with pytest.raises(TerraformError, match="terraform plan failed in local: .*port"):
         terraform.plan_has_changes({"bento_tag": "x:v1", "port": "not-a-number", "bentoml_bin": "b", "bentoml_home": "h", "run_dir": "r", "python_bin": "p"})
+
+
+def test_only_resource_changes_the_summary_and_problems_are_logged():
+    from heartgate.terraform import worth_logging
+
+    logged = [
+        {"type": "apply_start", "@message": "module.service.terraform_data.server: Creating..."},
+        {"type": "change_summary", "@message": "Apply complete! Resources: 1 added", "changes": {"operation": "apply"}},
+        {"type": "change_summary", "@message": "Destroy complete!", "changes": {"operation": "destroy"}},
+        {"type": "diagnostic", "@level": "error", "@message": "Error: boom"},
+        {"type": "apply_errored", "@message": "x: Creation errored"},
+    ]
+    quiet = [
+        {"type": "version", "@message": "Terraform 1.11.4"},
+        {"type": "log", "@message": "Initializing the backend..."},
+        {"type": "planned_change", "@message": "x: Plan to create"},
+        {"type": "change_summary", "@message": "Plan: 1 to add", "changes": {"operation": "plan"}},
+        {"type": "provision_progress", "@message": "x: (local-exec): Executing: [\"/bin/bash\" \"-c\" \"set -euo ...\"]"},
+        {"type": "apply_complete", "@message": "x: Creation complete after 2s"},
+        {"type": "outputs", "@message": "Outputs: 2"},
+    ]
+    assert all(worth_logging(event) for event in logged)
+    assert not any(worth_logging(event) for event in quiet)

@@ -25,6 +25,7 @@ def arrays() -> SplitArrays:
         validation_abnormal=table.abnormal[half:],
         test=table.beats[half:],
         test_abnormal=table.abnormal[half:],
+        test_labels=table.labels[half:],
     )
 
 

@@ -39,7 +39,7 @@ BODY_TIMEOUT_S = 1
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     table = parse_canonical_csv(synthetic_csv({1: 60, 2: 20}))
-    arrays = SplitArrays(table.beats[~table.abnormal], table.beats, table.abnormal, table.beats, table.abnormal)
+    arrays = SplitArrays(table.beats[~table.abnormal], table.beats, table.abnormal, table.beats, table.abnormal, table.labels)
     autoencoder, scaling, _ = fit_autoencoder(arrays, TrainConfig(hidden_units=(16,), latent_units=4, epochs=2), lambda _: None)
     onnx = tmp_path_factory.mktemp("model") / "scorer.onnx"
     export_onnx(build_scorer(autoencoder, scaling), onnx)
