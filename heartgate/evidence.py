@@ -2,8 +2,8 @@
 table, recall on each class for both models, both confusion matrices, both models' error
 histograms with their thresholds, and links to the MLflow run and the registry versions.
 
-Images reach the Prefect UI inside the markdown, as a `data:image/png;base64` URI (docs/decisions.md
-#8): the UI renders them in the Resume form and in artifacts, and no second server, credential or
+Images reach the Prefect UI inside the markdown, as a `data:image/png;base64` URI
+(docs/decisions.md #7): the UI renders them in the Resume form and in artifacts, and no second server, credential or
 URL that only one machine can open is involved.
 """
 

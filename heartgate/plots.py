@@ -1,5 +1,5 @@
 """The figures a reviewer reads: made in memory (matplotlib's Figure, no pyplot state), logged to
-the MLflow run, and shown on the approval page as PNG (docs/decisions.md #8)."""
+the MLflow run, and shown on the approval page as PNG (docs/decisions.md #7)."""
 
 from __future__ import annotations
 

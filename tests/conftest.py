@@ -84,6 +84,20 @@ def local_flags(state: Path, port: int, reference_csv: Path) -> tuple[str, ...]:
     return ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv}", "--set", "data.sha256=null")
 
 
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by .ci/run; never a browser download
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def browser_context(playwright, *origins: str, **options):  # noqa: ANN001, ANN201 - playwright objects
+    """Headless Chromium whose pages may reach only `origins` (loopback servers); every other
+    request is aborted. Returns (browser, context)."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    context = browser.new_context(**options)
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(origins) else route.abort())
+    return browser, context
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -26,7 +26,7 @@ from heartgate.splits import SplitArrays
 from heartgate.training import build_scorer, export_onnx, fit_autoencoder
 from service.contract import PredictResponse
 from service.guard import DRAIN_BOUND
-from tests.conftest import free_port, synthetic_csv, wait_until_answering
+from tests.conftest import browser_context, free_port, synthetic_csv, wait_until_answering
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -136,10 +136,7 @@ def test_swaggers_try_it_out_on_predict_answers_the_example(served):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                                             "--disable-background-networking", "--disable-component-update", "--disable-sync"])  # fmt: skip
-        context = browser.new_context(extra_http_headers=AUTH)
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(served["url"]) else route.abort())  # loopback only
+        browser, context = browser_context(playwright, served["url"], extra_http_headers=AUTH)
         page = context.new_page()
         page.goto(f"{served['url']}/", wait_until="load")
         page.wait_for_selector(".opblock-summary-path", timeout=20_000)
