@@ -56,7 +56,7 @@ def _decision(tags: dict[str, str]) -> str:
         return "not promoted: did not pass the gate"
     if "rejected" in tags:
         return "not promoted"
-    return "candidate: waiting for the gate or a person" if answer is None else f"approved ({answer})"
+    return "no decision recorded (waiting, or its wait expired on the Prefect server)" if answer is None else f"approved ({answer})"
 
 
 def _gate(tags: dict[str, str]) -> str:

@@ -75,15 +75,17 @@ def ensure_approval_notification(client: Any, config: HeartgateConfig) -> bool: 
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
 
+    configured = bool(config.approval.notify.block or config.approval.notify.webhook_url)
+    block_document_id = _block_document_id(client, config) if configured else None  # a missing block: refused before anything changes
     for existing in client.read_automations_by_name(AUTOMATION):
         client.delete_automation(existing.id)
-    if not (config.approval.notify.block or config.approval.notify.webhook_url):
+    if not configured:
         return False
     trigger = EventTrigger(
         expect=set(WAITING_EVENTS), match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
         match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAME}),
         posture=Posture.Reactive, threshold=1,
     )  # fmt: skip
-    action = SendNotification(block_document_id=_block_document_id(client, config), subject=SUBJECT, body=BODY)
+    action = SendNotification(block_document_id=block_document_id, subject=SUBJECT, body=BODY)
     client.create_automation(AutomationCore(name=AUTOMATION, trigger=trigger, actions=[action]))
     return True

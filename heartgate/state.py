@@ -99,10 +99,6 @@ def runtime_environment(paths: StatePaths) -> dict[str, str]:
         # TF's C++ side logs harmless graph-version notices at ERROR level; real failures still
         # surface as Python exceptions.
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        # The one C++ notice that level does not silence ("oneDNN custom operations are on ...", with
-        # absl's "WARNING: All log messages before absl::InitializeLog()"), printed twice a run:
-        # without the oneDNN rewrites the autoencoder trains just as fast here (benchmarks/pipeline.py).
-        "TF_ENABLE_ONEDNN_OPTS": "0",
         "MLFLOW_LOGGING_LEVEL": "WARNING",  # "Creating initial MLflow database tables..." and the like
         "GIT_PYTHON_REFRESH": "quiet",
     }

@@ -21,6 +21,7 @@ from heartgate.config import HeartgateConfig, TrainConfig
 from heartgate.contracts import RunOrigin, TrainResult
 from heartgate.ecg import SAMPLES_PER_BEAT
 from heartgate.lineage import Lineage
+from heartgate.quiet import import_tensorflow
 from heartgate.registry import Registry
 from heartgate.splits import SplitArrays
 
@@ -51,6 +52,7 @@ def reconstruction_error(scaled: np.ndarray, reconstructed: np.ndarray) -> np.nd
 
 
 def build_autoencoder(config: TrainConfig):
+    import_tensorflow()  # before keras imports it: without its C++ banner
     import keras
 
     inputs = keras.Input((SAMPLES_PER_BEAT,), name="scaled_beats")
@@ -71,6 +73,7 @@ def build_autoencoder(config: TrainConfig):
 def build_scorer(autoencoder, scaling: Scaling):
     """Wrap the autoencoder: raw beats -> scaled -> reconstructed -> per-beat MSE. Built-in layers
     only, so the saved model loads anywhere without custom objects."""
+    import_tensorflow()  # before keras imports it: without its C++ banner
     import keras
 
     beats = keras.Input((SAMPLES_PER_BEAT,), name="beats")
@@ -92,8 +95,8 @@ def fit_autoencoder(
 ) -> tuple[object, Scaling, dict[str, list[float]]]:
     """Deterministic given config.seed: seeded weights and shuffling, deterministic TF ops.
     `on_epoch(epoch, {"loss": ..., "val_loss": ...})` after each epoch (MLflow's live curve)."""
+    tf = import_tensorflow()  # before keras imports it: without its C++ banner
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
