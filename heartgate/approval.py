@@ -2,8 +2,9 @@
 
 The flow waits for typed input (`Approval`): a run from a deployment suspends (it holds no worker
 and resumes on any worker, heartgate.resume), a run in a terminal pauses in place. The request's
-description holds the gate's table and what would be deployed, so the decision can be made from
-the UI alone. Unanswered within `approval.timeout_s` means not approved; answers from reviewers
+description holds the gate's evidence (heartgate.evidence: tables, per-class recall, histograms,
+MLflow links) and what would be deployed, so the decision can be made from the UI alone; before
+it waits the run labels itself for the notification (heartgate.notify). Unanswered within `approval.timeout_s` means not approved; answers from reviewers
 outside `approval.approvers` are ignored. Pausing is only possible in the flow itself, not inside a
 task, so `request_approval` is a plain function the flow calls; the record-approval task writes
 the answer into the lineage with `approval_tags`. `answer_paused_run` and `waiting_runs` are what
