@@ -74,6 +74,7 @@ def team(moto_server, reference_csv_gz):
         "data": {"source": str(reference_csv_gz), "sha256": None, "remote": f"s3://{BUCKET}/dvc"},
         "train": {"epochs": 2},
         "approval": {"allow_auto_approve": True, "poll_interval_s": 1},  # the test's config allows it
+        "dependencies": {"wait_s": 30},  # two runs, two servers and PostgreSQL on two cores: slow answers are not outages here
         "deploy": {"target": "local"},
         "serve": {"port": free_port()},
         "stack": {
@@ -164,7 +165,8 @@ def race(team):
     with Api(team) as api:
         runs = [api.launch() for _ in range(2)]
         for run_id in runs:  # both pass the gate (nothing in production yet) and wait for a person
-            api.wait(run_id, until=lambda state: state.is_paused())
+            waiting = api.wait(run_id, until=lambda state: state.is_paused() or state.is_final())
+            assert waiting.name == "Suspended", f"{waiting.name}: {waiting.message}"
             api.approve(run_id, reviewer="alice")
         states = [api.wait(run_id) for run_id in runs]
         workers = {api.client.read_flow_run(run_id).work_queue_name for run_id in runs}
