@@ -3,7 +3,10 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
+LOCK ?= requirements.lock
 BIN := $(VENV)/bin
+# uv's cache stays in the clone (git-ignored) unless UV_CACHE_DIR says otherwise: nothing in $$HOME.
+export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
@@ -12,14 +15,12 @@ PYTEST_ARGS ?=
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): requirements.lock pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "heartgate: error: $(PYTHON) not found (Python 3.11 is required)" >&2; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	touch $@
+$(STAMP): $(LOCK) pyproject.toml scripts/install_lock.sh
+	@PYTHON=$(PYTHON) scripts/install_lock.sh $(VENV) $(LOCK)
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	@touch $@
 
-venv: $(STAMP) ## Create or update the virtual environment from requirements.lock
+venv: $(STAMP) ## Create or update the virtual environment: exactly requirements.lock, by version and sha256 (scripts/install_lock.sh)
 
 run: $(STAMP) ## Run train-and-deploy on the embedded default (state in .heartgate/)
 	$(BIN)/heartgate run
@@ -46,7 +47,7 @@ flow-image: ## Build the flow-runner image (docker/Dockerfile.flow) for Docker/K
 	docker build -f docker/Dockerfile.flow -t heartgate-flow:$$(git rev-parse --short HEAD) .
 
 lock: ## Re-pin requirements.lock from the current virtual environment, every package with its sha256
-	{ echo "#"; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -e '^heartgate' -e '^uv=='; } > requirements.lock
+	{ echo "#"; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v -e '^heartgate'; } > requirements.lock
 	$(BIN)/python -m pip install --quiet --dry-run --ignore-installed --no-deps --report $(VENV)/lock-report.json -r requirements.lock
 	$(BIN)/python scripts/pin_hashes.py $(VENV)/lock-report.json requirements.lock
 

@@ -30,4 +30,4 @@ def test_the_direct_dependencies_are_in_the_lock():
 
 def test_installs_require_the_hashes():
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    assert "--require-hashes -r requirements.lock" in makefile
+    assert "scripts/install_lock.sh $(VENV) $(LOCK)" in makefile and "LOCK ?= requirements.lock" in makefile
