@@ -9,6 +9,12 @@ BIN := $(VENV)/bin
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Side by side on pytest-xdist workers: most of a test's time is a process starting, a server
+# answering or a run polling, so two workers keep both cores busy (one alone left half idle).
+# --dist loadgroup keeps a module (its servers, stacks, trained models) on one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
+UNIT := -m "not integration and not slow" -n $(TEST_WORKERS) --durations=15
+INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 .PHONY: help venv run up down test test-unit benchmark lock clean flow-image
 
@@ -32,11 +38,11 @@ down: $(STAMP) ## Stop the embedded stack
 	$(BIN)/heartgate down
 
 test: $(STAMP) ## Run every test: fast unit tests first, then integration (real DVC, MLflow, Prefect, Terraform, moto)
-	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m "integration or slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(UNIT) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(INTEGRATION) $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## Run the fast unit tests only
-	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(UNIT) $(PYTEST_ARGS)
 
 benchmark: $(STAMP) ## Time each task and the whole flow (median of 3), then serving vs the seed-style service
 	$(BIN)/python benchmarks/pipeline.py

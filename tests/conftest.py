@@ -27,6 +27,16 @@ def pytest_configure(config: pytest.Config) -> None:
     activate(StatePaths(Path(tempfile.mkdtemp(prefix="heartgate-tests-"))))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `make test` runs the tests on pytest-xdist workers with --dist loadgroup: a module's tests share
+    # its fixtures (servers, stacks, trained models), so each module is one group, on one worker,
+    # unless its tests name a group of their own (tests/flows/test_crash_consistency.py: one per target).
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def synthetic_rows(per_label: dict[int, int], seed: int = 0) -> list[str]:
     """Random beats in canonical CSV rows (not ECG data): normal beats are a sine, abnormal noisy."""
     rng = np.random.default_rng(seed)

@@ -17,7 +17,8 @@ DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile.flow"
 
 def test_everything_the_image_copies_is_in_the_repository():
     sources = [part for line in DOCKERFILE.read_text().splitlines() if line.startswith("COPY ") for part in line.split()[1:-1]]
-    assert {"requirements.lock", "heartgate/", "flows/", "tasks/", "service/"} <= set(sources)
+    assert {"requirements.lock", "scripts/install_lock.sh", "heartgate/", "flows/", "tasks/", "service/"} <= set(sources)
+    assert "scripts/install_lock.sh /opt/venv requirements.lock" in DOCKERFILE.read_text()  # the lock, installed as make venv does
     assert [source for source in sources if not (PROJECT_ROOT / source).exists()] == []
 
 

@@ -53,7 +53,13 @@ AWS_KILL_POINTS = [
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
     ("apply-move-live", r"aws_lambda_alias.live: Modifying\.\.\.", 0.0, True),
 ]
-KILL_POINTS = [("local", *point) for point in LOCAL_KILL_POINTS] + [("aws", *point) for point in AWS_KILL_POINTS]
+# One xdist group per target (each its own site, so `make test` runs the two side by side).
+KILL_POINTS = [
+    pytest.param(target, *point, id=f"{target}-{point[0]}", marks=pytest.mark.xdist_group(f"crash-{target}"))
+    for target, points in (("local", LOCAL_KILL_POINTS), ("aws", AWS_KILL_POINTS))
+    for point in points
+]
+LOCAL_SITE = pytest.mark.xdist_group("crash-local")
 AWS = ("--target", "aws", "--set", "deploy.aws.s3_path_style=true", "--set", "deploy.aws.function_name=hgcrash",
        "--set", "deploy.aws.state_key=crash/terraform.tfstate")  # fmt: skip
 
@@ -176,7 +182,7 @@ def assert_served(site: Site, version: str) -> None:
     assert [a["Name"] for a in site.clients["apigatewayv2"].get_apis()["Items"]].count("hgcrash") == 1
 
 
-@pytest.mark.parametrize(("target", "point", "marker", "delay", "moves"), KILL_POINTS, ids=[f"{p[0]}-{p[1]}" for p in KILL_POINTS])
+@pytest.mark.parametrize(("target", "point", "marker", "delay", "moves"), KILL_POINTS)
 def test_reconcile_after_a_kill(request, target, point, marker, delay, moves):
     site: Site = request.getfixturevalue(target)
     before = production(site.state)
@@ -214,6 +220,7 @@ def server_processes(state: Path) -> list[int]:
     return [pid, *descendants(pid)]
 
 
+@LOCAL_SITE
 def test_the_server_starts_without_the_runs_environment(local):
     for pid in server_processes(local.state):
         environ = Path(f"/proc/{pid}/environ").read_bytes()
@@ -221,6 +228,7 @@ def test_the_server_starts_without_the_runs_environment(local):
         assert b"HEARTGATE_SERVE__MAX_ROWS=" in environ  # what it does need
 
 
+@LOCAL_SITE
 def test_the_server_log_has_one_line_per_request_and_rotates(local):
     log = StatePaths(local.state).deploy / "local" / "server.log"
     requests = 80  # about 300 bytes each: several rotations of 4 KiB
