@@ -11,10 +11,11 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 # Side by side on pytest-xdist workers: most of a test's time is a process starting, a server
 # answering or a run polling, so two workers keep both cores busy (one alone left half idle).
-# --dist loadgroup keeps a module (its servers, stacks, trained models) on one worker (tests/conftest.py).
+# --dist loadscope keeps a module (its servers, stacks, trained models) on one worker, a test class
+# too (the crash suite: one class per target, its own site).
 TEST_WORKERS ?= 2
 UNIT := -m "not integration and not slow" -n $(TEST_WORKERS) --durations=15
-INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadgroup --durations=15
+INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadscope --durations=15
 
 .PHONY: help venv run up down test test-unit benchmark lock clean flow-image
 

@@ -34,7 +34,7 @@ from heartgate.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateCon
 from heartgate.errors import HeartgateError
 from heartgate.notify import ensure_approval_notification
 from heartgate.postgres import PostgresCluster, PostgresServer
-from heartgate.state import StatePaths, runtime_environment
+from heartgate.state import MLFLOW_SERVER_ENVIRONMENT, StatePaths, runtime_environment
 
 START_TIMEOUT_S = 120
 RESULTS_BLOCK = "heartgate-results"
@@ -276,7 +276,7 @@ def _up_embedded(config: HeartgateConfig, overrides: Mapping[str, Any] | None, c
         _spawn(config, "mlflow", [python, "-m", "mlflow", "server",
                "--backend-store-uri", paths.mlflow_tracking_uri,
                "--default-artifact-root", paths.mlflow_artifacts.as_uri(),
-               "--host", config.stack.host, "--port", str(config.stack.mlflow_port), "--workers", "1"], env)  # fmt: skip
+               "--host", config.stack.host, "--port", str(config.stack.mlflow_port), "--workers", "1"], env | MLFLOW_SERVER_ENVIRONMENT)  # fmt: skip
         _wait_healthy(config, "mlflow", f"{stack_urls.mlflow_ui}/health")
     return stack_urls
 
@@ -331,7 +331,7 @@ def _mlflow_auth_config(config: HeartgateConfig, database_url: str) -> Path:
 def _start_mlflow_server(config: HeartgateConfig, postgres: PostgresServer, env: dict[str, str]) -> None:
     if not config.stack.artifacts_destination:
         raise StackError("the server profile needs stack.artifacts_destination (e.g. s3://bucket/mlflow-artifacts)")
-    env = env | {"MLFLOW_AUTH_CONFIG_PATH": str(_mlflow_auth_config(config, postgres.url("mlflow_auth")))}
+    env = env | MLFLOW_SERVER_ENVIRONMENT | {"MLFLOW_AUTH_CONFIG_PATH": str(_mlflow_auth_config(config, postgres.url("mlflow_auth")))}
     if env.get("AWS_ENDPOINT_URL"):  # an S3 emulator: boto3 finds it, MLflow's artifact repository asks for its own
         env["MLFLOW_S3_ENDPOINT_URL"] = env["AWS_ENDPOINT_URL"]
     _spawn(config, "mlflow", [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",

@@ -113,7 +113,7 @@ def activate(paths: StatePaths) -> None:
     for directory in (paths.root, paths.tmp, paths.home, paths.prefect_home, paths.mlflow_artifacts):
         directory.mkdir(parents=True, exist_ok=True)
     os.environ.update(runtime_environment(paths))
-    for name, value in CLIENT_RETRY_DEFAULTS.items():  # the user's own settings win
+    for name, value in {**CLIENT_RETRY_DEFAULTS, **EPHEMERAL_SERVER_DEFAULTS}.items():  # the user's own settings win
         os.environ.setdefault(name, value)
 
 
@@ -124,6 +124,12 @@ CLIENT_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+# Prefect's temporary server (the embedded default) imports its whole API before it answers: about
+# 10 s on an idle 2-core machine, past Prefect's 20 s limit while another run trains beside it.
+EPHEMERAL_SERVER_DEFAULTS = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"}
+# What an MLflow server heartgate starts is told: no job runners (MLflow's GenAI jobs, which
+# heartgate does not use: five consumer processes, each importing MLflow, at every start).
+MLFLOW_SERVER_ENVIRONMENT = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 class StateDirError(ConfigError):

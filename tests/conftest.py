@@ -23,18 +23,12 @@ REFERENCE_CSV_SHA256 = "acafb7357792d6d26e3be26f25aceda37faa46c0fce4bb7551ca4b3f
 
 def pytest_configure(config: pytest.Config) -> None:
     # Point this process's Prefect/MLflow/DVC/TensorFlow files at a scratch state dir before any
-    # of them is imported, as the CLI does: the tests never write to $HOME either.
+    # of them is imported, as the CLI does: the tests never write to $HOME either. pytest-xdist's
+    # workers inherit the controller's environment (its TMPDIR, inside a dir closed to other
+    # users): each worker's state dir and temporary files go beside the controller's instead, where
+    # the `postgres` user can reach a cluster.
+    tempfile.tempdir = os.environ.setdefault("PYTEST_HEARTGATE_TMPDIR", tempfile.gettempdir())
     activate(StatePaths(Path(tempfile.mkdtemp(prefix="heartgate-tests-"))))
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # `make test` runs the tests on pytest-xdist workers with --dist loadgroup: a module's tests share
-    # its fixtures (servers, stacks, trained models), so each module is one group, on one worker,
-    # unless its tests name a group of their own (tests/flows/test_crash_consistency.py: one per target).
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def synthetic_rows(per_label: dict[int, int], seed: int = 0) -> list[str]:
@@ -90,8 +84,10 @@ def clean_environment(*prefixes: str) -> dict[str, str]:
 
 
 def local_flags(state: Path, port: int, reference_csv: Path) -> tuple[str, ...]:
-    """A state dir serving on `port`, reading the reference beats (no download)."""
-    return ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", f"data.source={reference_csv}", "--set", "data.sha256=null")
+    """A state dir serving on `port` with one server worker (these tests time nothing, and each worker
+    is a process importing onnxruntime), reading the reference beats (no download)."""
+    return ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", "serve.workers=1",
+            "--set", f"data.source={reference_csv}", "--set", "data.sha256=null")  # fmt: skip
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by .ci/run; never a browser download

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from heartgate.config import PROJECT_ROOT
+from heartgate.processes import command_line, descendants, pid_in
 from heartgate.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.state import StatePaths
 from tests.conftest import free_port
@@ -124,6 +125,14 @@ def test_deployments_come_from_prefect_yaml_with_the_nightly_schedule(stack):
     assert nightly.parameters == manual.parameters == {"profile": "", "config_file": ""}
     assert nightly.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
     assert nightly.job_variables["env"]["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"] == "local-file-system/heartgate-results"
+
+
+def test_the_stack_mlflow_server_runs_no_job_consumers(stack):
+    # MLflow starts five job-runner processes by default; heartgate runs no MLflow jobs.
+    mlflow = pid_in(StatePaths(stack["state"]).root / "stack" / "mlflow.pid", "mlflow")
+    assert mlflow is not None
+    commands = [command_line(pid) for pid in descendants(mlflow)]
+    assert commands and not [command for command in commands if "huey" in command], commands
 
 
 def test_run_pressed_in_the_ui_is_picked_up_by_the_worker_and_waits_for_a_person(stack):

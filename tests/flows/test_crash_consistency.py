@@ -53,13 +53,7 @@ AWS_KILL_POINTS = [
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
     ("apply-move-live", r"aws_lambda_alias.live: Modifying\.\.\.", 0.0, True),
 ]
-# One xdist group per target (each its own site, so `make test` runs the two side by side).
-KILL_POINTS = [
-    pytest.param(target, *point, id=f"{target}-{point[0]}", marks=pytest.mark.xdist_group(f"crash-{target}"))
-    for target, points in (("local", LOCAL_KILL_POINTS), ("aws", AWS_KILL_POINTS))
-    for point in points
-]
-LOCAL_SITE = pytest.mark.xdist_group("crash-local")
+POINT = ("point", "marker", "delay", "moves")
 AWS = ("--target", "aws", "--set", "deploy.aws.s3_path_style=true", "--set", "deploy.aws.function_name=hgcrash",
        "--set", "deploy.aws.state_key=crash/terraform.tfstate")  # fmt: skip
 
@@ -182,9 +176,9 @@ def assert_served(site: Site, version: str) -> None:
     assert [a["Name"] for a in site.clients["apigatewayv2"].get_apis()["Items"]].count("hgcrash") == 1
 
 
-@pytest.mark.parametrize(("target", "point", "marker", "delay", "moves"), KILL_POINTS)
-def test_reconcile_after_a_kill(request, target, point, marker, delay, moves):
-    site: Site = request.getfixturevalue(target)
+def reconcile_after_a_kill(site: Site, point: str, marker: str, delay: float, moves: bool) -> None:
+    """Kill a run at `point`, reconcile, and check what serves; back to the starting version after."""
+    target = site.target
     before = production(site.state)
     log = site.killed_run(marker, delay)
     killed = re.search(r"Beginning flow run '([\w-]+)'", log).group(1)
@@ -220,28 +214,37 @@ def server_processes(state: Path) -> list[int]:
     return [pid, *descendants(pid)]
 
 
-@LOCAL_SITE
-def test_the_server_starts_without_the_runs_environment(local):
-    for pid in server_processes(local.state):
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-        assert SECRET.encode() not in environ and b"AWS_ACCESS_KEY_ID" not in environ, pid
-        assert b"HEARTGATE_SERVE__MAX_ROWS=" in environ  # what it does need
+# One class per target: `make test` (--dist loadscope) runs the two sites side by side, each on one worker.
+class TestLocal:
+    @pytest.mark.parametrize(POINT, LOCAL_KILL_POINTS, ids=[p[0] for p in LOCAL_KILL_POINTS])
+    def test_reconcile_after_a_kill(self, local, point, marker, delay, moves):
+        reconcile_after_a_kill(local, point, marker, delay, moves)
+
+    def test_the_server_starts_without_the_runs_environment(self, local):
+        for pid in server_processes(local.state):
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            assert SECRET.encode() not in environ and b"AWS_ACCESS_KEY_ID" not in environ, pid
+            assert b"HEARTGATE_SERVE__MAX_ROWS=" in environ  # what it does need
+
+    def test_the_server_log_has_one_line_per_request_and_rotates(self, local):
+        log = StatePaths(local.state).deploy / "local" / "server.log"
+        requests = 80  # about 300 bytes each: several rotations of 4 KiB
+        for _ in range(requests):
+            request = urllib.request.Request(f"{local.url}/predict", data=b"{}", headers={"content-type": "application/json"})
+            try:
+                urllib.request.urlopen(request, timeout=5)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 422
+        time.sleep(0.5)  # the log writer flushes each line
+        files = sorted(log.parent.glob("server.log*"))
+        assert [f.name for f in files] == ["server.log", "server.log.1", "server.log.2"]
+        assert all(f.stat().st_size <= LOG_MAX_BYTES for f in files)
+        lines = [line for f in files for line in f.read_text().splitlines() if "path=/predict" in line]
+        assert 0 < len(lines) <= requests and all("status=422" in line for line in lines)
+        assert len(lines) * 200 < 3 * LOG_MAX_BYTES <= requests * 200  # what is kept is bounded, not what was sent
 
 
-@LOCAL_SITE
-def test_the_server_log_has_one_line_per_request_and_rotates(local):
-    log = StatePaths(local.state).deploy / "local" / "server.log"
-    requests = 80  # about 300 bytes each: several rotations of 4 KiB
-    for _ in range(requests):
-        request = urllib.request.Request(f"{local.url}/predict", data=b"{}", headers={"content-type": "application/json"})
-        try:
-            urllib.request.urlopen(request, timeout=5)
-        except urllib.error.HTTPError as exc:
-            assert exc.code == 422
-    time.sleep(0.5)  # the log writer flushes each line
-    files = sorted(log.parent.glob("server.log*"))
-    assert [f.name for f in files] == ["server.log", "server.log.1", "server.log.2"]
-    assert all(f.stat().st_size <= LOG_MAX_BYTES for f in files)
-    lines = [line for f in files for line in f.read_text().splitlines() if "path=/predict" in line]
-    assert 0 < len(lines) <= requests and all("status=422" in line for line in lines)
-    assert len(lines) * 200 < 3 * LOG_MAX_BYTES <= requests * 200  # what is kept is bounded, not what was sent
+class TestAws:
+    @pytest.mark.parametrize(POINT, AWS_KILL_POINTS, ids=[p[0] for p in AWS_KILL_POINTS])
+    def test_reconcile_after_a_kill(self, aws, point, marker, delay, moves):
+        reconcile_after_a_kill(aws, point, marker, delay, moves)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from heartgate.postgres import PostgresCluster
+from heartgate.state import MLFLOW_SERVER_ENVIRONMENT
 from tests.conftest import free_port, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -46,7 +47,7 @@ def mlflow_server(postgres, moto_server, tmp_path_factory):
     port = free_port()
     home = tmp_path_factory.mktemp("mlflow-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))} | keys
-    env |= {"MLFLOW_S3_ENDPOINT_URL": moto_server, "MLFLOW_DISABLE_TELEMETRY": "true", "TMPDIR": str(home)}
+    env |= MLFLOW_SERVER_ENVIRONMENT | {"MLFLOW_S3_ENDPOINT_URL": moto_server, "MLFLOW_DISABLE_TELEMETRY": "true", "TMPDIR": str(home)}
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres.url("mlflow"),
          "--artifacts-destination", f"s3://{BUCKET}/artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from heartgate.config import load_config
-from heartgate.state import local_state_refusal
+from heartgate.state import StatePaths, activate, local_state_refusal
 
 
 def config(tmp_path, **overrides):
@@ -56,3 +58,12 @@ def test_a_read_only_state_dir_stops_the_cli_in_one_line(tmp_path):
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines() == [f"heartgate: error: cannot write the state dir: {state}/tmp: Read-only file system"]
+
+
+def test_activate_gives_prefects_temporary_server_time_to_start_unless_the_user_chose(tmp_path, monkeypatch):
+    name = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    for users, expected in (({}, "90"), ({name: "15"}, "15")):
+        environment = {key: value for key, value in os.environ.items() if key != name} | users
+        monkeypatch.setattr(os, "environ", environment)  # activate's changes stay in this test
+        activate(StatePaths(tmp_path / "state"))
+        assert os.environ[name] == expected
