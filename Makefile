@@ -9,13 +9,15 @@ BIN := $(VENV)/bin
 export UV_CACHE_DIR ?= $(CURDIR)/.cache/uv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# Side by side on pytest-xdist workers: most of a test's time is a process starting, a server
-# answering or a run polling, so two workers keep both cores busy (one alone left half idle).
+# Side by side on pytest-xdist workers: much of a test's time is a server answering or a run
+# polling, so one worker left half of two cores idle and two workers still a third (measured:
+# 1.4 cores busy on average); three keep both busy.
 # --dist loadscope keeps a module (its servers, stacks, trained models) on one worker, a test class
 # too (the crash suite: one class per target, its own site).
-TEST_WORKERS ?= 2
-UNIT := -m "not integration and not slow" -n $(TEST_WORKERS) --durations=15
-INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadscope --durations=15
+TEST_WORKERS ?= 3
+DURATIONS ?= 15  # the slowest tests listed after each part
+UNIT := -m "not integration and not slow" -n $(TEST_WORKERS) --durations=$(DURATIONS)
+INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadscope --durations=$(DURATIONS)
 
 .PHONY: help venv run up down test test-unit benchmark lock clean flow-image
 
