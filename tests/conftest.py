@@ -154,15 +154,11 @@ def undeploy_at_teardown():
     """Collect state dirs whose local deployment (a bento server) must be stopped afterwards."""
     states: list[Path] = []
     yield states.append
-    paths = [StatePaths(state) for state in states]
-    deployed = [p for p in paths if (p.terraform / "local" / "terraform.tfstate").exists() or (p.deploy / "local" / "server.pid").exists()]
-    undeploys = [  # side by side, not one after another
-        subprocess.Popen([sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(p.root)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for p in deployed
-    ]  # fmt: skip
-    for undeploy in undeploys:
-        undeploy.wait(timeout=120)
+    for state in states:
+        subprocess.run(
+            [sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
