@@ -23,6 +23,8 @@ DEFAULT_CONFIG_FILE = PROJECT_ROOT / "configs" / "default.yaml"
 ENV_PREFIX = "HEARTGATE_"
 ENV_NESTING = "__"
 SECRET_VARIABLES = frozenset({"HEARTGATE_API_KEY"})  # secrets.API_KEY: read where needed, never config
+# Settings that say where things are kept, not which model comes out: outside the model hash.
+NOT_MODEL_INPUTS = {"data": {"remote"}, "train": {"cache_dir"}}
 
 
 class _Section(BaseModel):
@@ -71,6 +73,20 @@ class TrainConfig(_Section):
     epochs: int = Field(default=100, gt=0)
     batch_size: int = Field(default=32, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
+    cache_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Keep trained models here by the sha256 of what went into them, and reuse one instead of "
+            "training again on the same inputs (heartgate.training_cache). A directory only heartgate "
+            "writes; relative paths are under the project root. Default: off, every run trains."
+        ),
+    )
+
+    @property
+    def cache_root(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir if self.cache_dir.is_absolute() else PROJECT_ROOT / self.cache_dir
 
 
 class ThresholdConfig(_Section):
@@ -288,7 +304,9 @@ class HeartgateConfig(_Section):
     def model_hash(self) -> str:
         """Hash of everything that decides which model comes out (not where state is kept)."""
         relevant = self.model_dump(mode="json", include={"data", "split", "train", "threshold"})
-        relevant["data"].pop("remote", None)
+        for section, keys in NOT_MODEL_INPUTS.items():
+            for key in keys:
+                relevant[section].pop(key, None)
         canonical = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

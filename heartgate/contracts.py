@@ -75,6 +75,11 @@ class TrainResult(_Contract):
     final_val_loss: float
     train_seconds: float
     experiment_id: str = ""
+    reused_from: str | None = None  # the training-cache entry whose model this run reused (heartgate.training_cache)
+
+    def describe(self) -> str:
+        trained = f"{self.epochs} epochs in {self.train_seconds:.1f}s"
+        return f"{trained}, reused from the training cache (entry {self.reused_from[:12]})" if self.reused_from else trained
 
 
 class Metrics(_Contract):
@@ -324,7 +329,7 @@ class RunSummary(_Contract):
         return [
             *([f"reconcile: {self.reconciled.message}"] if self.reconciled else []),
             f"data {self.data.md5} ({self.data.rows} beats), split {self.split.md5} {self.split.counts}",
-            f"MLflow run {self.trained.run_id}: {self.trained.epochs} epochs in {self.trained.train_seconds:.1f}s",
+            f"MLflow run {self.trained.run_id}: {self.trained.describe()}",
             f"threshold {self.evaluation.threshold:.5g} ({self.evaluation.threshold_rule}); test precision "
             f"{test.precision:.4f} recall {test.recall:.4f} F1 {test.f1:.4f} ROC AUC {test.roc_auc:.4f} PR AUC {test.pr_auc:.4f}",
             f"registered {self.candidate.name} version {self.candidate.version} as @candidate",

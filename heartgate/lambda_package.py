@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import subprocess
 import sys
 import zipfile
@@ -123,11 +124,42 @@ def _entries(model_dir: Path, wheels: list[Path]) -> dict[str, bytes]:
     return entries
 
 
+def _entries_sha256(entries: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(entries):
+        digest.update(f"{name}\0{len(entries[name])}\0".encode())
+        digest.update(entries[name])
+    return digest.hexdigest()
+
+
+def _package(out: Path, unzipped: int) -> LambdaPackage:
+    digest = hashlib.sha256(out.read_bytes()).digest()
+    return LambdaPackage(
+        path=out, sha256_base64=base64.b64encode(digest).decode(), size_bytes=out.stat().st_size, unzipped_bytes=unzipped
+    )
+
+
+def _kept(out: Path, inputs: str) -> LambdaPackage | None:
+    """The package a build of the same entries left at `out`, if it is still the file it wrote."""
+    try:
+        record = json.loads(out.with_name(f"{out.name}.json").read_text())
+        package = _package(out, int(record["unzipped_bytes"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    return package if record.get("inputs_sha256") == inputs and record.get("zip_sha256") == package.sha256_hex else None
+
+
 def build_lambda_package(model_dir: Path, wheels: list[Path], out: Path) -> LambdaPackage:
+    """The zip at `out`. Compressing takes seconds, so a zip built before from the same entries
+    (recorded beside it with its own sha256) is kept: rollback and reconcile upload the same file."""
     entries = _entries(model_dir, wheels)
     unzipped = sum(len(data) for data in entries.values())
     if unzipped > LAMBDA_UNZIPPED_LIMIT:
         raise ValueError(f"Lambda package would be {unzipped / 2**20:.0f} MiB unzipped; the limit is 250 MiB")
+    inputs = _entries_sha256(entries)
+    kept = _kept(out, inputs)
+    if kept is not None:
+        return kept
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
@@ -138,7 +170,7 @@ def build_lambda_package(model_dir: Path, wheels: list[Path], out: Path) -> Lamb
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, entries[name])
     partial.replace(out)
-    digest = hashlib.sha256(out.read_bytes()).digest()
-    return LambdaPackage(
-        path=out, sha256_base64=base64.b64encode(digest).decode(), size_bytes=out.stat().st_size, unzipped_bytes=unzipped
-    )
+    package = _package(out, unzipped)
+    record = {"inputs_sha256": inputs, "zip_sha256": package.sha256_hex, "unzipped_bytes": unzipped}
+    out.with_name(f"{out.name}.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+    return package

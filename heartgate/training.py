@@ -7,23 +7,27 @@ ONNX, which is what evaluation and serving run.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from heartgate.config import HeartgateConfig, TrainConfig
+from heartgate.config import NOT_MODEL_INPUTS, HeartgateConfig, TrainConfig
 from heartgate.contracts import RunOrigin, TrainResult
 from heartgate.ecg import SAMPLES_PER_BEAT
 from heartgate.lineage import Lineage
 from heartgate.quiet import import_tensorflow
 from heartgate.registry import Registry
 from heartgate.splits import SplitArrays
+from heartgate.training_cache import TrainedFiles, TrainingCache, training_key
 
 MODEL_ARTIFACT = "model"
 ONNX_ARTIFACT = "onnx/scorer.onnx"
@@ -123,7 +127,7 @@ def fit_autoencoder(
 
 
 def training_params(config: HeartgateConfig, lineage: Lineage, scaling: Scaling, n_train: int) -> dict[str, str]:
-    params = {f"train.{key}": value for key, value in config.train.model_dump().items()}
+    params = {f"train.{key}": value for key, value in config.train.model_dump(exclude=NOT_MODEL_INPUTS["train"]).items()}
     params |= {f"split.{key}": value for key, value in config.split.model_dump().items()}
     params |= {"threshold.rule": config.threshold.rule, "scaling.low": scaling.low, "scaling.high": scaling.high}
     params |= {"train.normal_beats": n_train, **lineage.as_tags()}
@@ -138,33 +142,35 @@ def export_onnx(scorer, path: Path) -> None:
         scorer.export(str(path), format="onnx", verbose=False)
 
 
-def _log_keras_model(registry: Registry, experiment_id: str, run_id: str, scorer, sample: np.ndarray) -> str:  # noqa: ANN001
-    """The keras flavor as an MLflow logged model of the run (what `mlflow.keras.log_model`
-    does, through the explicit client). Returns its `models:/` URI."""
+def save_keras_model(scorer, path: Path, sample: np.ndarray) -> None:  # noqa: ANN001
+    """The keras flavor of `scorer` as an MLflow model directory, tied to no run yet."""
     import mlflow.keras
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import infer_signature
+
+    mlflow.keras.save_model(
+        scorer, str(path),
+        signature=infer_signature(sample, scorer.predict(sample, verbose=0)),
+        pip_requirements=[f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS],
+    )  # fmt: skip
+
+
+def _log_keras_model(registry: Registry, experiment_id: str, run_id: str, model_dir: Path) -> str:
+    """A saved keras model directory as an MLflow logged model of the run (what
+    `mlflow.keras.log_model` does, through the explicit client). Returns its `models:/` URI."""
+    from mlflow.models import Model
 
     client = registry.client
     logged = client.create_logged_model(experiment_id, name=MODEL_ARTIFACT, source_run_id=run_id)
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(scratch) / MODEL_ARTIFACT
-        mlflow.keras.save_model(
-            scorer, str(local),
-            mlflow_model=Model(run_id=run_id, model_id=logged.model_id, artifact_path=MODEL_ARTIFACT),
-            signature=infer_signature(sample, scorer.predict(sample, verbose=0)),
-            pip_requirements=[f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS],
-        )  # fmt: skip
+        shutil.copytree(model_dir, local)
+        model = Model.load(str(local / "MLmodel"))  # the run it belongs to, as log_model writes it
+        model.run_id, model.model_id, model.artifact_path = run_id, logged.model_id, MODEL_ARTIFACT
+        model.utc_time_created, model.model_uuid = str(datetime.now(timezone.utc).replace(tzinfo=None)), uuid.uuid4().hex
+        model.save(str(local / "MLmodel"))
         client.log_model_artifacts(logged.model_id, str(local))
     client.finalize_logged_model(logged.model_id, "READY")
     return f"models:/{logged.model_id}"
-
-
-def _log_onnx(registry: Registry, run_id: str, scorer) -> None:  # noqa: ANN001
-    """The ONNX export, logged to the run and kept in the local artifact cache (no download later)."""
-    with tempfile.TemporaryDirectory() as scratch:
-        onnx_path = Path(scratch) / Path(ONNX_ARTIFACT).name
-        export_onnx(scorer, onnx_path)
-        registry.log_file(run_id, ONNX_ARTIFACT, onnx_path)
 
 
 def _log_training(registry: Registry, run_id: str, params: dict[str, str], seconds: float) -> None:
@@ -196,6 +202,42 @@ def run_tags(lineage: Lineage, origin: RunOrigin | None) -> dict[str, str]:
     return tags
 
 
+def train_to_files(
+    arrays: SplitArrays, config: TrainConfig, out: Path, progress: Callable[[str], None], on_epoch: EpochLog
+) -> TrainedFiles:
+    """Fit the autoencoder, wrap it in the scorer, and save both forms of it under `out`."""
+    started = time.perf_counter()
+    autoencoder, scaling, history = fit_autoencoder(arrays, config, progress, on_epoch=on_epoch)
+    train_seconds = time.perf_counter() - started
+    scorer = build_scorer(autoencoder, scaling)
+    save_keras_model(scorer, out / MODEL_ARTIFACT, signature_sample(arrays))
+    export_onnx(scorer, out / Path(ONNX_ARTIFACT).name)
+    return TrainedFiles(
+        model_dir=out / MODEL_ARTIFACT, onnx=out / Path(ONNX_ARTIFACT).name, history=history,
+        scaling=(scaling.low, scaling.high), normal_beats=len(arrays.train_normal), train_seconds=train_seconds,
+    )  # fmt: skip
+
+
+def signature_sample(arrays: SplitArrays) -> np.ndarray:
+    return arrays.validation[:4].astype(np.float32)
+
+
+def cache_key(config: TrainConfig, arrays: SplitArrays) -> str:
+    """What the training sees: its settings and the beats fit_autoencoder and the signature read."""
+    settings = config.model_dump(mode="json", exclude=NOT_MODEL_INPUTS["train"])
+    return training_key(settings, arrays.train_normal, arrays.validation[~arrays.validation_abnormal], signature_sample(arrays))
+
+
+def _log_history(registry: Registry, run_id: str, history: dict[str, list[float]]) -> None:
+    """A reused model's loss curve, as its training logged it epoch by epoch."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, value, now, epoch) for key, values in history.items() for epoch, value in enumerate(values)]
+    for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+        registry.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
 def train(
     config: HeartgateConfig,
     registry: Registry,
@@ -205,18 +247,29 @@ def train(
     origin: RunOrigin | None = None,
 ) -> TrainResult:
     """The MLflow run opens before the first epoch (its Duration is the training's) and closes
-    once the model and its ONNX export are logged."""
+    once the model and its ONNX export are logged. With `train.cache_dir` set, a model trained
+    before on exactly these inputs is reused (heartgate.training_cache)."""
     experiment_id = registry.experiment_id()
-    run = registry.client.create_run(experiment_id, run_name=f"train-{lineage.data_md5[:8]}", tags=run_tags(lineage, origin))
+    cache = TrainingCache(config.train.cache_root) if config.train.cache_root else None
+    key = cache_key(config.train, arrays) if cache else ""
+    reused = cache.get(key) if cache else None
+    tags = run_tags(lineage, origin) | ({"heartgate.train.reused": key} if reused else {})
+    run = registry.client.create_run(experiment_id, run_name=f"train-{lineage.data_md5[:8]}", tags=tags)
     run_id = run.info.run_id
     try:
-        started = time.perf_counter()
-        autoencoder, scaling, history = fit_autoencoder(arrays, config.train, progress, on_epoch=_epoch_logger(registry, run_id))
-        train_seconds = time.perf_counter() - started
-        scorer = build_scorer(autoencoder, scaling)
-        _log_training(registry, run_id, training_params(config, lineage, scaling, len(arrays.train_normal)), train_seconds)
-        model_uri = _log_keras_model(registry, experiment_id, run_id, scorer, arrays.validation[:4].astype(np.float32))
-        _log_onnx(registry, run_id, scorer)
+        with tempfile.TemporaryDirectory() as scratch:
+            if reused:
+                progress(f"reused the model trained before on the same inputs ({config.train.epochs} epochs, cache entry {key[:12]})")
+                _log_history(registry, run_id, reused.history)
+                trained = reused
+            else:
+                trained = train_to_files(arrays, config.train, Path(scratch), progress, on_epoch=_epoch_logger(registry, run_id))
+                if cache:
+                    cache.put(key, trained)
+            scaling = Scaling(*trained.scaling)
+            _log_training(registry, run_id, training_params(config, lineage, scaling, trained.normal_beats), trained.train_seconds)
+            model_uri = _log_keras_model(registry, experiment_id, run_id, trained.model_dir)
+            registry.log_file(run_id, ONNX_ARTIFACT, trained.onnx)  # kept in the local artifact cache (no download later)
     except BaseException:
         registry.client.set_terminated(run_id, "FAILED")
         raise
@@ -225,9 +278,10 @@ def train(
         run_id=run_id,
         model_uri=model_uri,
         onnx_artifact=ONNX_ARTIFACT,
-        epochs=len(history["loss"]),
-        final_loss=history["loss"][-1],
-        final_val_loss=history["val_loss"][-1],
-        train_seconds=train_seconds,
+        epochs=len(trained.history["loss"]),
+        final_loss=trained.history["loss"][-1],
+        final_val_loss=trained.history["val_loss"][-1],
+        train_seconds=trained.train_seconds,
         experiment_id=experiment_id,
+        reused_from=key if reused else None,
     )

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,9 @@ from heartgate.state import StatePaths, activate
 
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000.csv.gz"
 REFERENCE_CSV_SHA256 = "acafb7357792d6d26e3be26f25aceda37faa46c0fce4bb7551ca4b3f26fa834d"
+TRAIN_CACHE = "PYTEST_HEARTGATE_TRAIN_CACHE"  # set it to keep trained models across sessions
+TRAIN_CACHE_SETTING = "HEARTGATE_TRAIN__CACHE_DIR"
+MADE_TRAIN_CACHE = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,6 +34,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # the `postgres` user can reach a cluster.
     tempfile.tempdir = os.environ.setdefault("PYTEST_HEARTGATE_TMPDIR", tempfile.gettempdir())
     activate(StatePaths(Path(tempfile.mkdtemp(prefix="heartgate-tests-"))))
+    # One training cache for the session, the workers' too (they inherit this variable): each
+    # configuration trains once, and every later run of it reuses the model (heartgate.training_cache).
+    if TRAIN_CACHE not in os.environ:
+        os.environ[TRAIN_CACHE] = tempfile.mkdtemp(prefix="heartgate-train-cache-")
+        config.stash[MADE_TRAIN_CACHE] = Path(os.environ[TRAIN_CACHE])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if MADE_TRAIN_CACHE in config.stash:  # the process that made it (the controller), not a worker
+        shutil.rmtree(config.stash[MADE_TRAIN_CACHE], ignore_errors=True)
 
 
 def synthetic_rows(per_label: dict[int, int], seed: int = 0) -> list[str]:
@@ -77,10 +92,12 @@ def wait_until_answering(url: str, server: subprocess.Popen, what: str, timeout:
             time.sleep(0.2)
 
 
-def clean_environment(*prefixes: str) -> dict[str, str]:
+def clean_environment(*prefixes: str, train_cache: bool = True) -> dict[str, str]:
     """This process's environment without heartgate's, Prefect's and MLflow's settings (and any
-    `prefixes`): a `heartgate` started with it sees only its own flags."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", *prefixes))}
+    `prefixes`): a `heartgate` started with it sees only its own flags, and the session's training
+    cache unless `train_cache` is False (a test of training itself, or one that needs it to take time)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", *prefixes))}
+    return clean | ({TRAIN_CACHE_SETTING: os.environ[TRAIN_CACHE]} if train_cache else {})
 
 
 def local_flags(state: Path, port: int, reference_csv: Path) -> tuple[str, ...]:
@@ -154,11 +171,17 @@ def undeploy_at_teardown():
     """Collect state dirs whose local deployment (a bento server) must be stopped afterwards."""
     states: list[Path] = []
     yield states.append
-    for state in states:
-        subprocess.run(
-            [sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
-            capture_output=True, timeout=120,
-        )  # fmt: skip
+    for start in range(0, len(states), 3):  # three side by side: each state dir has its own lock and server
+        undeploys = [
+            subprocess.Popen([sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            for state in states[start : start + 3]
+        ]
+        for undeploy in undeploys:
+            try:
+                undeploy.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                undeploy.kill()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ the module. Runs start as `heartgate run` processes pointed at it; answers come 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from heartgate.config import PROJECT_ROOT
 from heartgate.processes import command_line, descendants, pid_in
 from heartgate.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.state import StatePaths
-from tests.conftest import free_port
+from tests.conftest import clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,7 +37,7 @@ def stack(tmp_path_factory, undeploy_at_teardown):
     )  # fmt: skip
     state = root / "stack-state"
     undeploy_at_teardown(state)
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+    base_env = clean_environment()
     up = subprocess.run(
         [sys.executable, "-m", "heartgate.cli", "up", "--state-dir", str(state), *ports],
         env=base_env, capture_output=True, text=True, timeout=300,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from heartgate.state import StatePaths
 from heartgate.targets import target_for
 from heartgate.targets.aws_lambda import api_gateway_event
 from heartgate.terraform import Terraform, TerraformError
-from tests.conftest import api_key_secret
+from tests.conftest import api_key_secret, clean_environment
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -39,7 +38,7 @@ AWS_FLAGS = ("--target", "aws", "--set", "deploy.aws.s3_path_style=true")
 def cloud(moto_server, tmp_path_factory):
     import boto3
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", "AWS_"))}
+    env = clean_environment("AWS_")
     env |= {
         "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "AKIATESTSENTINELUSER", "AWS_SECRET_ACCESS_KEY": SENTINEL,
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import subprocess
 import sys
 
@@ -18,6 +17,7 @@ from heartgate.metrics import classification_metrics, pick_threshold
 from heartgate.registry import Registry
 from heartgate.scorer import OnnxScorer
 from heartgate.splits import arrays_for_lineage
+from tests.conftest import clean_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ def two_runs(tmp_path_factory, prefect_server, reference_csv_gz):
     reference = gzip.decompress(reference_csv_gz.read_bytes())
     planted.write_text(planted_copy(reference.decode()))
     sources = {str(reference_csv_gz): hashlib.md5(reference).hexdigest(), str(planted): hashlib.md5(planted.read_bytes()).hexdigest()}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+    env = clean_environment()
     env |= {"PREFECT_API_URL": prefect_server}
     runs = [
         subprocess.Popen(

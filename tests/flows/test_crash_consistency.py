@@ -6,7 +6,8 @@ killed run CRASHED and the repair in the lineage. On the local target and on AWS
 
 The kill points are found in the run's own log (the marker lines it prints as it goes). Each test
 starts from version 1 (5 epochs) in production; the killed run trains a 20-epoch candidate, which
-beats it on both precision and recall, and a test that ends with the candidate in production
+beats it on both precision and recall (reused from the session's training cache, except where the
+kill lands in the training), and a test that ends with the candidate in production
 rolls it back (`heartgate rollback`, checked too) for the next."""
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pytest
 
 from heartgate.processes import pid_in, running_commands
 from heartgate.state import StatePaths
-from tests.conftest import api_key_secret, clean_environment, free_port, local_flags
+from tests.conftest import TRAIN_CACHE_SETTING, api_key_secret, clean_environment, free_port, local_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,9 +37,10 @@ MODEL = "heartgate-ecg-autoencoder"
 SECRET = "hg-crash-test-secret-value"
 LOG_MAX_BYTES = 4096
 CANDIDATE = ("--set", "train.epochs=20")
+IN_TRAINING = "training"  # the one kill point inside the training
 # (kill point, marker in the run's log, seconds to wait after the marker, does @production move?)
 LOCAL_KILL_POINTS = [
-    ("training", r"Task run 'split-data-\w+' - Finished", 3.0, False),
+    (IN_TRAINING, r"Task run 'split-data-\w+' - Finished", 3.0, False),
     ("after-register", r"registered heartgate-ecg-autoencoder version \d+ as @candidate", 0.0, False),
     ("after-promote", r"@production -> version \d+", 0.0, True),
     ("apply-create", r"terraform_data.server: Creating\.\.\.", 0.7, True),
@@ -70,11 +72,13 @@ class Site:
         command = [sys.executable, "-m", "heartgate.cli", *args, *self.flags]
         return subprocess.run(command, env=self.env, capture_output=True, text=True, timeout=timeout)
 
-    def killed_run(self, marker: str, delay: float) -> str:
+    def killed_run(self, marker: str, delay: float, trains: bool) -> str:
         """Start `heartgate run` on a candidate, SIGKILL its process group `delay` s after the
-        first log line matching `marker`; returns the log up to then."""
+        first log line matching `marker`; returns the log up to then. `trains`: the run trains
+        for real (the kill lands in the training), not from the session's training cache."""
         command = [sys.executable, "-m", "heartgate.cli", "run", "--auto-approve", *CANDIDATE, *self.flags]
-        run = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        env = {k: v for k, v in self.env.items() if not (trains and k == TRAIN_CACHE_SETTING)}
+        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         seen, deadline = [], time.monotonic() + 600
         for line in run.stdout:
             seen.append(line)
@@ -180,7 +184,7 @@ def reconcile_after_a_kill(site: Site, point: str, marker: str, delay: float, mo
     """Kill a run at `point`, reconcile, and check what serves; back to the starting version after."""
     target = site.target
     before = production(site.state)
-    log = site.killed_run(marker, delay)
+    log = site.killed_run(marker, delay, trains=point == IN_TRAINING)
     killed = re.search(r"Beginning flow run '([\w-]+)'", log).group(1)
     wanted = newest(site.state) if moves else before
     assert production(site.state) == wanted  # the kill left @production where the run had put it

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from heartgate.config import load_config
 from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.state import StatePaths
 from heartgate.targets import target_for
-from tests.conftest import free_port
+from tests.conftest import clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,7 +30,7 @@ def site(tmp_path_factory, undeploy_at_teardown):
     state = tmp_path_factory.mktemp("deploy") / "state"
     undeploy_at_teardown(state)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+    env = clean_environment()
 
     def heartgate(*args: str, serve_port: int = port, api_key: str | None = None) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), "--set", f"serve.port={serve_port}"]

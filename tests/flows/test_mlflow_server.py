@@ -16,7 +16,7 @@ import pytest
 
 from heartgate.postgres import PostgresCluster
 from heartgate.state import MLFLOW_SERVER_ENVIRONMENT
-from tests.conftest import free_port, wait_until_answering
+from tests.conftest import clean_environment, free_port, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,7 +62,7 @@ def mlflow_server(postgres, moto_server, tmp_path_factory):
 
 def heartgate(*args: str, state: Path, tracking_uri: str) -> subprocess.CompletedProcess:
     # No AWS credentials and no MLflow settings: the client reaches artifacts only through the server.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", "AWS_"))}
+    env = clean_environment("AWS_")
     return subprocess.run(
         [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), "--tracking-uri", tracking_uri],
         env=env, capture_output=True, text=True, timeout=600,

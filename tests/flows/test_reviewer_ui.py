@@ -16,7 +16,6 @@ Every step's screenshot lands in <state>/screenshots.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from heartgate.registry import PRODUCTION_ALIAS
-from tests.conftest import browser_context, free_port
+from tests.conftest import browser_context, clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,7 +77,7 @@ def site(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
         "stack.watchdog_interval_s": 3600, "approval.notify.webhook_url": webhook.url, "approval.poll_interval_s": 1,
         "data.source": str(reference_csv_gz), "data.sha256": "null",
     }  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+    env = clean_environment(train_cache=False)  # the reviewer watches a real training
     site = {"state": state, "env": env, "webhook": webhook, "shots": state / "screenshots"}
     up = heartgate(site, "up", *(arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")))
     assert up.returncode == 0, up.stderr[-3000:]

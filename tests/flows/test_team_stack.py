@@ -24,7 +24,7 @@ import yaml
 
 from heartgate.config import PROJECT_ROOT
 from heartgate.registry import PRODUCTION_ALIAS
-from tests.conftest import free_port
+from tests.conftest import clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,7 +85,7 @@ def team(moto_server, reference_csv_gz):
     }  # fmt: skip
     config_file = root / "team.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_", "AWS_"))}
+    base = clean_environment("AWS_")
     env = base | aws | CREDENTIALS
     cli = ["--profile", "server", "--config", str(config_file)]
     up = heartgate(env, "up", *cli, "--state-dir", str(root / "state"))

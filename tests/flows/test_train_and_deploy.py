@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -15,7 +14,7 @@ import pytest
 
 from heartgate.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS
 from heartgate.state import StatePaths
-from tests.conftest import REFERENCE_CSV_SHA256, free_port
+from tests.conftest import REFERENCE_CSV_SHA256, clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,7 +22,7 @@ MODEL_NAME = "heartgate-ecg-autoencoder"
 
 
 def heartgate(*args: str, cwd: Path, home: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_", "MLFLOW_"))}
+    env = clean_environment(train_cache=False)  # `make run` as a user runs it: every run trains
     env |= {"HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
         [sys.executable, "-m", "heartgate.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout

@@ -2,12 +2,14 @@
 keeps only what the handler loads."""
 
 import hashlib
+import zipfile
 
 import pytest
 
 from heartgate.lambda_package import (
     RUNTIME_PACKAGES,
     WheelHashMismatch,
+    build_lambda_package,
     check_wheels,
     needed_at_runtime,
     runtime_requirements,
@@ -44,3 +46,26 @@ def test_what_the_handler_never_loads_stays_out_of_the_package():
                "numpy/__init__.pyi", "onnxruntime/transformers/fusion_attention.py"]  # fmt: skip
     assert [name for name in kept if not needed_at_runtime(name)] == []
     assert [name for name in dropped if needed_at_runtime(name)] == []
+
+
+def test_a_package_built_again_from_the_same_entries_is_the_file_kept_and_nothing_else(tmp_path):
+    wheel = tmp_path / "numpy-2.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("numpy/__init__.py", "x = 1\n" * 1000)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "scorer.onnx").write_bytes(b"onnx-1")
+    (model / "metadata.json").write_text("{}")
+    out = tmp_path / "packages" / "heartgate-v1.zip"
+
+    first = build_lambda_package(model, [wheel], out)
+    written = out.stat().st_mtime_ns
+    assert build_lambda_package(model, [wheel], out) == first and out.stat().st_mtime_ns == written  # kept, not rewritten
+
+    out.write_bytes(out.read_bytes() + b"tampered")  # no longer the file the build recorded: built again
+    assert build_lambda_package(model, [wheel], out) == first
+    (model / "scorer.onnx").write_bytes(b"onnx-2")  # another model: another package
+    second = build_lambda_package(model, [wheel], out)
+    assert second.sha256_base64 != first.sha256_base64
+    with zipfile.ZipFile(out) as archive:
+        assert archive.read("model/scorer.onnx") == b"onnx-2"
