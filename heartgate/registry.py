@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,11 @@ _CREATED_STORES: set[str] = set()  # embedded stores this process has already se
 # The MLflow UI opens a model-training experiment on its runs (not the GenAI "Overview" of traces).
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 MODEL_DESCRIPTION = "ECG5000 beat anomaly detector (autoencoder; abnormal = positive class)."
+# MLflow sets an alias by reading its row and inserting one when there is none: two runs that
+# register at the same moment both insert, and the second fails on the primary key (measured on
+# the team stack's PostgreSQL). The row exists then, so setting it again updates it.
+ALIAS_RACE = ("duplicate key value violates unique constraint", "UNIQUE constraint failed")
+ALIAS_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -104,10 +110,19 @@ class Registry:
 
     def point(self, alias: str, version: str | None) -> None:
         """Move `alias` to `version`, or remove it (None)."""
+        from mlflow.exceptions import MlflowException
+
         if version is None:
             self.client.delete_registered_model_alias(self.model_name, alias)
-        else:
-            self.client.set_registered_model_alias(self.model_name, alias, version)
+            return
+        for attempt in range(1, ALIAS_ATTEMPTS + 1):
+            try:
+                self.client.set_registered_model_alias(self.model_name, alias, version)
+                return
+            except MlflowException as exc:
+                if attempt == ALIAS_ATTEMPTS or not any(text in str(exc) for text in ALIAS_RACE):
+                    raise
+                time.sleep(0.2 * attempt)
 
     def model_tags(self) -> dict[str, str]:
         """The registered model's own tags ({} before the first registration)."""

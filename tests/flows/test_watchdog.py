@@ -21,7 +21,9 @@ from tests.conftest import clean_environment, free_port, local_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-INTERVAL_S = 15
+# Long enough that `heartgate status` (a process start, ~10 s on a busy machine) fits between a
+# watchdog run that just ended and the next one.
+INTERVAL_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +67,32 @@ def test_the_watchdog_is_deployed_on_its_schedule(stack):
     assert watchdog.concurrency_options.collision_strategy.value == "CANCEL_NEW"
 
 
+def wait_for_a_watchdog_run_to_end(api: str) -> None:
+    """Until a watchdog run ends after this call: the next one is then most of a period away."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, FlowRunFilter
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def last_ended(client) -> object:  # noqa: ANN001
+        watchdog = client.read_deployment_by_name("reconcile/watchdog")
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id={"any_": [watchdog.id]}),
+            flow_run_filter=FlowRunFilter(state={"type": {"any_": ["COMPLETED"]}}), sort=FlowRunSort.END_TIME_DESC, limit=1,
+        )  # fmt: skip
+        return runs[0].id if runs else None
+
+    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        before, deadline = last_ended(client), time.monotonic() + INTERVAL_S + 90
+        while last_ended(client) == before:
+            assert time.monotonic() < deadline, "no watchdog run ended"
+            time.sleep(0.5)
+
+
 def test_a_killed_server_is_back_within_one_period_and_status_tells_the_truth_meanwhile(stack):
     pidfile = StatePaths(stack["state"]).deploy / "local" / "server.pid"
     killed = pid_in(pidfile, "bentoml")
+    wait_for_a_watchdog_run_to_end(stack["api"])  # or it could repair the server before `status` looks
     os.kill(killed, signal.SIGKILL)  # the server only: its workers may keep the port
     down = stack["heartgate"]("status")
     assert down.returncode == 1, down.stdout
