@@ -28,7 +28,7 @@ import numpy as np
 # What decides the model besides the beats and TrainConfig: the code that builds, trains and
 # exports it, and the libraries doing it.
 TRAINING_CODE = Path(__file__).with_name("training.py")
-TRAINING_LIBRARIES = ("tensorflow-cpu", "keras", "numpy", "onnx", "mlflow")
+TRAINING_LIBRARIES = ("tensorflow-cpu", "keras", "numpy", "onnx", "tf2onnx", "mlflow")
 ENTRY_FILE = "entry.json"
 
 
