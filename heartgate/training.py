@@ -210,10 +210,11 @@ def train_to_files(
     autoencoder, scaling, history = fit_autoencoder(arrays, config, progress, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - started
     scorer = build_scorer(autoencoder, scaling)
-    save_keras_model(scorer, out / MODEL_ARTIFACT, signature_sample(arrays))
-    export_onnx(scorer, out / Path(ONNX_ARTIFACT).name)
+    model_dir, onnx = out / MODEL_ARTIFACT, out / Path(ONNX_ARTIFACT).name
+    save_keras_model(scorer, model_dir, signature_sample(arrays))
+    export_onnx(scorer, onnx)
     return TrainedFiles(
-        model_dir=out / MODEL_ARTIFACT, onnx=out / Path(ONNX_ARTIFACT).name, history=history,
+        model_dir=model_dir, onnx=onnx, history=history,
         scaling=(scaling.low, scaling.high), normal_beats=len(arrays.train_normal), train_seconds=train_seconds,
     )  # fmt: skip
 

@@ -171,17 +171,11 @@ def undeploy_at_teardown():
     """Collect state dirs whose local deployment (a bento server) must be stopped afterwards."""
     states: list[Path] = []
     yield states.append
-    for start in range(0, len(states), 3):  # three side by side: each state dir has its own lock and server
-        undeploys = [
-            subprocess.Popen([sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-            for state in states[start : start + 3]
-        ]
-        for undeploy in undeploys:
-            try:
-                undeploy.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                undeploy.kill()
+    for state in states:
+        subprocess.run(
+            [sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
+            capture_output=True, timeout=120,
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
