@@ -111,14 +111,24 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 def prefect_session():
     """Prefect's temporary server (used when no PREFECT_API_URL is set) stops at interpreter exit
     and logs as it goes; stopping it here keeps heartgate's own last line last."""
-    from prefect.logging.handlers import APILogWorker
-    from prefect.server.api.server import SubprocessASGIServer
-
     try:
         with one_line_known_errors():  # approve/rollback fail in the CLI process, outside the flow
             yield
     finally:
+        _end_prefect_session()
+
+
+def _end_prefect_session() -> None:
+    """Send the last logs, then stop the temporary server, of a command that used them. Prefect
+    imports its server's API (about 4 s of CPU) only to start that server: a command that never
+    did (a rollback or an undeploy under the state dir's file locks) does not pay for it here."""
+    if "prefect.logging.handlers" in sys.modules:
+        from prefect.logging.handlers import APILogWorker
+
         APILogWorker.drain_all(timeout=5)  # the run's last logs, while the server still listens
+    if "prefect.server.api.server" in sys.modules:
+        from prefect.server.api.server import SubprocessASGIServer
+
         SubprocessASGIServer().stop()
 
 

@@ -10,9 +10,10 @@ import pytest
 from tests.conftest import synthetic_csv
 
 
-def heartgate(*args: str, home: Path) -> subprocess.CompletedProcess:
+def heartgate(*args: str, home: Path, python_options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTGATE_", "PREFECT_"))} | {"HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "heartgate.cli", *args], capture_output=True, text=True, env=env, timeout=300)
+    command = [sys.executable, *python_options, "-m", "heartgate.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.fixture
@@ -83,3 +84,14 @@ def test_lineage_before_any_run_is_one_line_and_creates_nothing(tmp_path, home):
 
 def test_usage_errors_exit_2(home):
     assert heartgate("fly", home=home).returncode == 2
+
+
+def test_a_command_that_starts_no_prefect_server_does_not_import_its_api(tmp_path, home):
+    """Prefect's server API costs seconds of CPU to import; a rollback under the state dir's file
+    locks never starts the temporary server, so it never imports it either."""
+    result = heartgate("rollback", "--state-dir", str(tmp_path / "state"), home=home, python_options=("-X", "importtime"))
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "heartgate.promotion" in imported  # the command did get as far as rolling back
+    assert "prefect.server.api.server" not in imported
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert result.returncode == 1 and len(errors) == 1 and errors[0].startswith("heartgate: error: "), result.stderr[-2000:]
