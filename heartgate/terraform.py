@@ -10,6 +10,7 @@ no checkpoint calls), the working data dir and the state all live under heartgat
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +23,9 @@ from heartgate.errors import HeartgateError
 from heartgate.processes import running_commands
 
 Log = Callable[[str], None]
+
+
+INIT_STAMP = "heartgate-init.sha256"  # in TF_DATA_DIR: the inputs of its last successful init
 
 
 class TerraformError(HeartgateError):
@@ -123,11 +127,28 @@ class Terraform:
         return f"-var-file={path}"
 
     def init(self, backend_config: Mapping[str, str] | None = None, backend: bool = True) -> None:
-        """backend=False: providers and modules only (enough for `validate`)."""
+        """backend=False: providers and modules only (enough for `validate`).
+
+        Skipped when this data dir was last initialized with exactly these inputs (`_init_inputs`):
+        each init hashes the provider package again (about 1.6 s of CPU for hashicorp/aws), and
+        every heartgate command that touches a target initializes it."""
         options = [f"-backend-config={key}={value}" for key, value in (backend_config or {}).items()]
         if not backend:
             options = ["-backend=false"]
+        stamp, inputs = self.work_dir / "data" / INIT_STAMP, self._init_inputs(options)
+        if stamp.is_file() and stamp.read_text() == inputs:
+            return
+        stamp.unlink(missing_ok=True)  # an init that fails half-way leaves no stamp behind
         self._run("init", "-json", "-no-color", "-input=false", "-reconfigure", *options)
+        stamp.write_text(inputs)
+
+    def _init_inputs(self, options: list[str]) -> str:
+        """What `init` reads: the binary, the CLI config, its options, and every Terraform file of the
+        root and of the modules beside it (a changed provider constraint, lock or module call)."""
+        digest = hashlib.sha256(f"{self.binary}\0{cli_config(self.plugin_mirror)}\0{self.root}\0{options}".encode())
+        for path in sorted(p for p in self.root.parent.parent.rglob("*") if p.suffix in (".tf", ".hcl") and ".terraform" not in p.parts):
+            digest.update(f"\0{path}\0".encode() + path.read_bytes())
+        return digest.hexdigest()
 
     def validate(self) -> None:
         self._run("validate", "-json", "-no-color")

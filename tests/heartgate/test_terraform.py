@@ -72,3 +72,45 @@ def test_only_resource_changes_the_summary_and_problems_are_logged():
     ]
     assert all(worth_logging(event) for event in logged)
     assert not any(worth_logging(event) for event in quiet)
+
+
+def _counting_terraform(tmp_path: Path, exit_code: int = 0) -> tuple[Terraform, Path]:
+    """A Terraform whose binary only records its arguments (one line per command)."""
+    calls = tmp_path / "calls"
+    binary = tmp_path / "terraform"
+    binary.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nmkdir -p "$TF_DATA_DIR"\nexit {exit_code}\n')
+    binary.chmod(0o755)
+    root = tmp_path / "infra" / "envs" / "aws"
+    (tmp_path / "infra" / "modules" / "m").mkdir(parents=True)
+    (tmp_path / "infra" / "modules" / "m" / "main.tf").write_text("# module\n")
+    root.mkdir(parents=True)
+    (root / "main.tf").write_text("# root\n")
+    return Terraform(root=root, work_dir=tmp_path / "work", binary=str(binary), log=lambda _: None), calls
+
+
+def inits(calls: Path) -> int:
+    return sum(line.split()[1] == "init" for line in calls.read_text().splitlines()) if calls.exists() else 0
+
+
+def test_init_runs_again_only_when_what_it_reads_changed(tmp_path):
+    terraform, calls = _counting_terraform(tmp_path)
+    terraform.init({"bucket": "a"})
+    terraform.init({"bucket": "a"})
+    assert inits(calls) == 1  # the same inputs: the data dir is already initialized
+    terraform.init({"bucket": "b"})
+    assert inits(calls) == 2  # another backend
+    (terraform.root.parent.parent / "modules" / "m" / "main.tf").write_text('terraform { required_providers { aws = { version = "6.0" } } }\n')
+    terraform.init({"bucket": "b"})
+    assert inits(calls) == 3  # a module changed
+    (terraform.root / ".terraform.lock.hcl").write_text("# lock\n")
+    terraform.init({"bucket": "b"})
+    terraform.init(backend=False)
+    assert inits(calls) == 5
+
+
+def test_a_failed_init_is_run_again(tmp_path):
+    terraform, calls = _counting_terraform(tmp_path, exit_code=1)
+    for _ in range(2):
+        with pytest.raises(TerraformError, match="terraform init failed"):
+            terraform.init({"bucket": "a"})
+    assert inits(calls) == 2
