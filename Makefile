@@ -13,12 +13,13 @@ PYTEST_ARGS ?=
 # polling, so one worker left half of two cores idle (two: 1.4 cores busy on average; three:
 # four integration tests failed, cause not yet found, 2026-12-03).
 # --dist loadscope keeps a module (its servers, stacks, trained models) on one worker, a test class
-# too (the crash suite: one class per target, its own site).
+# too (the crash suite: one class per target, its own site), in the order tests/conftest.py's FIRST
+# gives (longest first, the waiting ones beside it), not xdist's count of tests per scope.
 TEST_WORKERS ?= 2
 # DURATIONS: how many of the slowest tests are listed after each part.
 DURATIONS ?= 15
 UNIT := -m "not integration and not slow" -n $(TEST_WORKERS) --durations=$(DURATIONS)
-INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadscope --durations=$(DURATIONS)
+INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=$(DURATIONS)
 
 .PHONY: help venv run up down test test-unit benchmark lock clean flow-image
 
