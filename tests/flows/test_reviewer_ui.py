@@ -124,7 +124,12 @@ class Reviewer:
         field.get_by_text("How many epochs the autoencoder trains").wait_for()  # the field's description is on the form
         field.locator("input").fill(str(epochs))
         self.shot(f"custom-run-epochs-{epochs}")
-        page.get_by_role("button", name="Submit").click()
+        for _ in range(3):  # a click the form did not act on is clicked again, as a person would
+            created = self.submit(page.get_by_role("button", name="Submit"), posting_to="/create_flow_run")
+            if created is not None:
+                break
+        assert created is not None, "the Custom run form posted nothing in 3 tries"
+        assert created.ok, f"create_flow_run answered HTTP {created.status}: {created.text()[:500]}"
         # The UI goes back to the deployment once the run is created. Wait with Playwright, not
         # time.sleep: its route handler (loopback only) runs only while Playwright is called.
         page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+\?tab=Runs"))
@@ -136,14 +141,43 @@ class Reviewer:
         dialog.get_by_text("Promotion gate: PASSED").wait_for()
         return dialog
 
-    def answer(self, dialog, approve: bool, reviewer: str, comment: str) -> None:  # noqa: ANN001
-        if approve:
-            dialog.get_by_role("switch").click()
-        dialog.locator(".schema-form-property").filter(has_text=re.compile("^Reviewer")).locator("textarea").fill(reviewer)
-        dialog.locator(".schema-form-property").filter(has_text=re.compile("^Comment")).locator("textarea").fill(comment)
-        self.shot(f"{'approve' if approve else 'reject'}-form-filled")
-        dialog.get_by_role("button", name="Submit").click()
-        dialog.wait_for(state="hidden")
+    def answer(self, dialog, approve: bool, reviewer: str, comment: str, tries: int = 3) -> None:  # noqa: ANN001
+        """Fill the form and submit it until the server accepts the answer, as a person would when
+        the form stays open after Submit (seen in CI under load, the cause not caught then): the
+        form may not post, or the server may refuse input it cannot validate (the run stays
+        paused). Any other refusal fails the test at once."""
+        refusals = []
+        for _ in range(tries):
+            switch = dialog.get_by_role("switch")
+            if switch.is_checked() != approve:
+                switch.click()
+            dialog.locator(".schema-form-property").filter(has_text=re.compile("^Reviewer")).locator("textarea").fill(reviewer)
+            dialog.locator(".schema-form-property").filter(has_text=re.compile("^Comment")).locator("textarea").fill(comment)
+            self.shot(f"{'approve' if approve else 'reject'}-form-filled")
+            posted = self.submit(dialog.get_by_role("button", name="Submit"), posting_to="/resume")
+            if posted is None:
+                refusals.append(f"the form posted nothing; it shows: {dialog.inner_text()[-300:]!r}")
+                continue
+            assert posted.ok, f"resume answered HTTP {posted.status}: {posted.text()[:500]}"
+            result = posted.json()
+            if result["status"] == "ACCEPT":
+                dialog.wait_for(state="hidden")
+                return
+            assert "validation" in str(result["details"]).lower(), f"resume refused: {result['details']}"
+            refusals.append(f"the server refused the input: {result['details']}")
+        raise AssertionError(f"the Resume form never took the answer in {tries} tries: " + "; ".join(refusals))
+
+    def submit(self, button, posting_to: str):  # noqa: ANN001, ANN201 - playwright Locator and Response
+        """Click a form's Submit; the response to the POST it sends (URL ending `posting_to`), or
+        None when it sends none within 30 s."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            with self.page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith(posting_to), timeout=30_000) as posted:
+                button.click()
+        except PlaywrightTimeout:
+            return None
+        return posted.value
 
 
 class Api:
