@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from heartgate.state import StatePaths, runtime_environment
+from heartgate.adapters.state import StatePaths, runtime_environment
 
 STEPS = (
     "pull-data", "split-data", "train", "evaluate-and-pick-threshold", "register",

@@ -29,8 +29,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from heartgate.config import PROJECT_ROOT
-from heartgate.state import StatePaths, runtime_environment
+from heartgate.core.config import PROJECT_ROOT
+from heartgate.adapters.state import StatePaths, runtime_environment
 
 CONCURRENCY = 8
 MODEL = "heartgate-ecg-autoencoder"
@@ -144,8 +144,8 @@ def main() -> None:
             raise SystemExit(f"benchmark: error: {run.stderr.strip().splitlines()[-1]}")
         metadata = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata").read())
 
-        from heartgate.config import load_config
-        from heartgate.splits import arrays_for_lineage
+        from heartgate.core.config import load_config
+        from heartgate.ml.splits import arrays_for_lineage
 
         lineage = metadata["lineage"]
         test = arrays_for_lineage(load_config(overrides={"state_dir": str(state)}), lineage["data_md5"], lineage["split_md5"]).test

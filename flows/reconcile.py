@@ -9,17 +9,17 @@ from typing import Any
 
 from prefect import State, flow
 
-from heartgate.config import load_config, nest
-from heartgate.contracts import Reconciled
-from heartgate.dependencies import require_dependencies
-from heartgate.outcome import final_state
-from heartgate.state import require_shared_state
+from heartgate.core.config import load_config, nest
+from heartgate.core.contracts import Reconciled
+from heartgate.adapters.dependencies import require_dependencies
+from heartgate.release.outcome import final_state
+from heartgate.adapters.state import require_shared_state
 from tasks.reconcile import reconcile
 
 
 @flow(name="reconcile")
 def reconcile_production(config_file: str | None = None, overrides: dict[str, Any] | None = None, profile: str | None = None) -> State[Reconciled]:
-    """Compare what the target serves with `@production` and converge (heartgate.reconcile). The
+    """Compare what the target serves with `@production` and converge (heartgate.release.reconcile). The
     run's final message says what it found and did."""
 
     def steps() -> Reconciled:

@@ -17,17 +17,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from heartgate.config import (
+from heartgate.core.config import (
     PROJECT_ROOT,
     HeartgateConfig,
     load_config,
     nest,
     parse_assignments,
 )
-from heartgate.errors import HeartgateError
-from heartgate.outcome import one_line_known_errors
-from heartgate.state import StatePaths, open_state_dir
-from heartgate.targets import target_names
+from heartgate.core.errors import HeartgateError
+from heartgate.release.outcome import one_line_known_errors
+from heartgate.adapters.state import StatePaths, open_state_dir
+from heartgate.serving.targets import target_names
 
 EXIT_ERROR = 1
 # The same entrypoint prefect.yaml deploys: the core knows the flow by name, never by import.
@@ -135,8 +135,8 @@ def _end_prefect_session() -> None:
 def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from prefect.flows import load_flow_from_entrypoint
 
-    from heartgate.approval import auto_approve_in_this_process
-    from heartgate.parameters import RunParameters
+    from heartgate.release.approval import auto_approve_in_this_process
+    from heartgate.core.parameters import RunParameters
 
     train_and_deploy = load_flow_from_entrypoint(FLOW_ENTRYPOINT)
     demo = auto_approve_in_this_process() if args.auto_approve else contextlib.nullcontext()
@@ -146,7 +146,7 @@ def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: di
 
 
 def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.approval import answer_paused_run
+    from heartgate.release.approval import answer_paused_run
 
     approve = args.command == "approve"
     with prefect_session():
@@ -155,8 +155,8 @@ def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
 
 def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.approval import waiting_runs
-    from heartgate.runs import end_dead_runs
+    from heartgate.release.approval import waiting_runs
+    from heartgate.adapters.runs import end_dead_runs
 
     with prefect_session():
         for line in end_dead_runs():  # a run whose process is gone can no longer take an answer
@@ -169,8 +169,8 @@ def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 
 def command_pull_data(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.data import pull_data
-    from heartgate.splits import split_data
+    from heartgate.ml.data import pull_data
+    from heartgate.ml.splits import split_data
 
     data = pull_data(config)
     split = split_data(data, config)
@@ -179,14 +179,14 @@ def command_pull_data(args: argparse.Namespace, config: HeartgateConfig, overrid
 
 
 def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.registry import Registry
+    from heartgate.adapters.registry import Registry
 
     print(json.dumps(Registry.for_config(config, existing_only=True).describe(args.version), indent=2, sort_keys=True))
 
 
 def command_history(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.history import ledger
-    from heartgate.registry import Registry
+    from heartgate.release.history import ledger
+    from heartgate.adapters.registry import Registry
 
     entries = ledger(Registry.for_config(config, existing_only=True), limit=args.limit)
     for entry in entries:
@@ -196,8 +196,8 @@ def command_history(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 
 def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.bento import build_bento
-    from heartgate.registry import Registry
+    from heartgate.serving.bento import build_bento
+    from heartgate.adapters.registry import Registry
 
     Registry.for_config(config, existing_only=True)
     built = build_bento(config, args.version)
@@ -205,15 +205,15 @@ def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overr
 
 
 def command_rollback(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.promotion import roll_back
+    from heartgate.release.promotion import roll_back
 
     with prefect_session():  # the promotion lock is a Prefect concurrency limit
         roll_back(config, log=_progress)
 
 
 def command_reconcile(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.reconcile import reconcile
-    from heartgate.runs import end_dead_runs
+    from heartgate.release.reconcile import reconcile
+    from heartgate.adapters.runs import end_dead_runs
 
     with prefect_session():  # the locks and the runs live on the Prefect server
         for line in end_dead_runs():
@@ -223,14 +223,14 @@ def command_reconcile(args: argparse.Namespace, config: HeartgateConfig, overrid
 
 
 def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.reconcile import OutOfSync, desired_state, drift, in_sync
-    from heartgate.registry import (
+    from heartgate.release.reconcile import OutOfSync, desired_state, drift, in_sync
+    from heartgate.adapters.registry import (
         CANDIDATE_ALIAS,
         PREVIOUS_ALIAS,
         PRODUCTION_ALIAS,
         Registry,
     )
-    from heartgate.targets import target_for
+    from heartgate.serving.targets import target_for
 
     target = target_for(config, log=lambda _: None)  # only the answer: no Terraform progress
     try:
@@ -255,10 +255,10 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
 
 def command_undeploy(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.locks import deploy_lock
-    from heartgate.reconcile import mark_undeployed
-    from heartgate.registry import Registry
-    from heartgate.targets import target_for
+    from heartgate.adapters.locks import deploy_lock
+    from heartgate.release.reconcile import mark_undeployed
+    from heartgate.adapters.registry import Registry
+    from heartgate.serving.targets import target_for
 
     target = target_for(config, _progress)
     with prefect_session(), deploy_lock(target.name, config.state_root):
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, nest(overrides, "."), environ=os.environ, profile=args.profile)
         open_state_dir(StatePaths(config.state_root))
         if args.command not in ("up", "down"):  # those start and stop the servers themselves
-            from heartgate.dependencies import require_dependencies
+            from heartgate.adapters.dependencies import require_dependencies
 
             require_dependencies(config)
         COMMANDS[args.command](args, config, overrides)

@@ -8,7 +8,7 @@ server by URL), the Prefect server on it with API auth, an MLflow tracking serve
 artifacts in S3 and basic auth, `stack.workers` process workers with a state dir each, and the
 deployments, which carry the team config (parameters `profile` and `config_file`) and the shared
 result storage (job variables). Credentials come from the environment only and each process gets
-only those it needs (heartgate.secrets).
+only those it needs (heartgate.adapters.secrets).
 
 Each service runs detached in its own session, logs to `<state>/stack/<name>.log` and is found
 again through `<state>/stack/<name>.pid`, so `heartgate down` works from any later shell.
@@ -29,12 +29,12 @@ from typing import Any
 
 import yaml
 
-from heartgate import secrets
-from heartgate.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateConfig
-from heartgate.errors import HeartgateError
-from heartgate.notify import ensure_approval_notification
-from heartgate.postgres import PostgresCluster, PostgresServer
-from heartgate.state import MLFLOW_SERVER_ENVIRONMENT, StatePaths, runtime_environment
+from heartgate.adapters import secrets
+from heartgate.core.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateConfig
+from heartgate.core.errors import HeartgateError
+from heartgate.release.notify import ensure_approval_notification
+from heartgate.adapters.postgres import PostgresCluster, PostgresServer
+from heartgate.adapters.state import MLFLOW_SERVER_ENVIRONMENT, StatePaths, runtime_environment
 
 START_TIMEOUT_S = 120
 RESULTS_BLOCK = "heartgate-results"
@@ -178,7 +178,7 @@ QUIET_OR_FINAL = ("Completed", "Failed", "Cancelled", "Crashed", "Paused", "Susp
 def ensure_crash_detection(client: Any) -> None:  # noqa: ANN401 - prefect's SyncPrefectClient
     """The server's own zombie detection (Prefect's recipe): a run whose heartbeat stops for three
     periods, its worker or machine gone with it, is set CRASHED. It covers every host; heartgate's
-    own check (heartgate.runs) covers a run in a terminal, which has no worker."""
+    own check (heartgate.adapters.runs) covers a run in a terminal, which has no worker."""
     from datetime import timedelta
 
     from prefect.client.schemas.objects import StateType

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, Strict
 
-from heartgate.ecg import SAMPLES_PER_BEAT
+from heartgate.core.ecg import SAMPLES_PER_BEAT
 from service.schema import MAX_ABS_SAMPLE
 
 # A synthetic beat (not ECG5000 data) for the examples: one smooth period of 140 z-scores.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heartgate.served_model import ServedModel
+from heartgate.serving.served_model import ServedModel
 from service.schema import (
     JSON_CONTENT_TYPE,
     Limits,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from heartgate.ecg import SAMPLES_PER_BEAT
+from heartgate.core.ecg import SAMPLES_PER_BEAT
 
 JSON_CONTENT_TYPE = "application/json"
 # ECG5000 beats are z-normalised (|sample| < 10); this bound keeps every reconstruction error

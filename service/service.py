@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
-from heartgate.served_model import BENTO_MODEL_NAME, ServedModel
+from heartgate.serving.served_model import BENTO_MODEL_NAME, ServedModel
 from service.contract import ApiError, Beat, ModelMetadata, PredictRequest, PredictResponse
 from service.guard import BARE_STATE, RequestGuard
 from service.schema import JSON_CONTENT_TYPE, Limits, RequestError, check_rows, dumps, error_body, predict_response

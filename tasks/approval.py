@@ -1,14 +1,14 @@
-"""record-approval: the person's answer (heartgate.approval) goes into the candidate's lineage.
+"""record-approval: the person's answer (heartgate.release.approval) goes into the candidate's lineage.
 The pause itself happens in the flow: Prefect cannot pause inside a task."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from heartgate.approval import approval_tags
-from heartgate.config import HeartgateConfig
-from heartgate.contracts import ApprovalOutcome, RegisteredVersion
-from heartgate.registry import Registry
+from heartgate.release.approval import approval_tags
+from heartgate.core.config import HeartgateConfig
+from heartgate.core.contracts import ApprovalOutcome, RegisteredVersion
+from heartgate.adapters.registry import Registry
 
 
 @task(name="record-approval")

@@ -1,16 +1,16 @@
-"""evaluate-and-pick-threshold: threshold on validation, metrics on test (heartgate.evaluation)."""
+"""evaluate-and-pick-threshold: threshold on validation, metrics on test (heartgate.ml.evaluation)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-import heartgate.evaluation
-from heartgate.config import HeartgateConfig
-from heartgate.contracts import DataVersion, EvaluationResult, SplitVersion, TrainResult
-from heartgate.registry import Registry
-from heartgate.resume import once_per_flow_run
-from heartgate.splits import load_split_arrays
+import heartgate.ml.evaluation
+from heartgate.core.config import HeartgateConfig
+from heartgate.core.contracts import DataVersion, EvaluationResult, SplitVersion, TrainResult
+from heartgate.adapters.registry import Registry
+from heartgate.release.resume import once_per_flow_run
+from heartgate.ml.splits import load_split_arrays
 
 
 @task(name="evaluate-and-pick-threshold", cache_key_fn=once_per_flow_run)
@@ -18,7 +18,7 @@ def evaluate_and_pick_threshold(
     config: HeartgateConfig, data: DataVersion, split: SplitVersion, trained: TrainResult
 ) -> EvaluationResult:
     arrays = load_split_arrays(data, split, config.split.seed)
-    result = heartgate.evaluation.evaluate_and_pick_threshold(config, Registry.for_config(config), arrays, trained)
+    result = heartgate.ml.evaluation.evaluate_and_pick_threshold(config, Registry.for_config(config), arrays, trained)
     create_markdown_artifact(result.markdown(), key="candidate-metrics", description="validation and test metrics")
     test = result.test
     get_run_logger().info(

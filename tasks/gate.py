@@ -1,29 +1,29 @@
-"""promotion-gate: candidate vs production, both scored now on the same test split (heartgate.gate)."""
+"""promotion-gate: candidate vs production, both scored now on the same test split (heartgate.ml.gate)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-import heartgate.gate
-from heartgate.config import HeartgateConfig
-from heartgate.contracts import (
+import heartgate.ml.gate
+from heartgate.core.config import HeartgateConfig
+from heartgate.core.contracts import (
     DataVersion,
     GateDecision,
     RegisteredVersion,
     SplitVersion,
 )
-from heartgate.evidence import evidence_markdown
-from heartgate.registry import Registry
-from heartgate.resume import once_per_flow_run
-from heartgate.splits import load_split_arrays
+from heartgate.release.evidence import evidence_markdown
+from heartgate.adapters.registry import Registry
+from heartgate.release.resume import once_per_flow_run
+from heartgate.ml.splits import load_split_arrays
 
 
 @task(name="promotion-gate", cache_key_fn=once_per_flow_run)
 def promotion_gate(config: HeartgateConfig, data: DataVersion, split: SplitVersion, candidate: RegisteredVersion) -> GateDecision:
     arrays = load_split_arrays(data, split, config.split.seed)
     registry = Registry.for_config(config)
-    decision = heartgate.gate.promotion_gate(config, registry, arrays, candidate)
+    decision = heartgate.ml.gate.promotion_gate(config, registry, arrays, candidate)
     evidence = evidence_markdown(config, registry, decision, candidate)
     create_markdown_artifact(evidence, key="promotion-gate", description="candidate vs production: the gate's evidence")
     logger = get_run_logger()

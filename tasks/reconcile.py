@@ -1,15 +1,15 @@
-"""reconcile: before anything else, make the target serve `@production` (heartgate.reconcile),
-and end the runs whose process is gone (heartgate.runs)."""
+"""reconcile: before anything else, make the target serve `@production` (heartgate.release.reconcile),
+and end the runs whose process is gone (heartgate.adapters.runs)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-import heartgate.reconcile
-from heartgate.config import HeartgateConfig
-from heartgate.contracts import Reconciled
-from heartgate.resume import once_per_flow_run
-from heartgate.runs import end_dead_runs
+import heartgate.release.reconcile
+from heartgate.core.config import HeartgateConfig
+from heartgate.core.contracts import Reconciled
+from heartgate.release.resume import once_per_flow_run
+from heartgate.adapters.runs import end_dead_runs
 
 
 @task(name="reconcile", cache_key_fn=once_per_flow_run)
@@ -17,6 +17,6 @@ def reconcile(config: HeartgateConfig) -> Reconciled:
     logger = get_run_logger()
     for line in end_dead_runs():
         logger.warning(line)
-    reconciled = heartgate.reconcile.reconcile(config, logger.info)
+    reconciled = heartgate.release.reconcile.reconcile(config, logger.info)
     logger.info(reconciled.message)
     return reconciled

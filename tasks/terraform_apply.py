@@ -1,15 +1,15 @@
 """terraform-apply: deploy the bento to the configured target, smoke-test it, and put the previous
-deployment back on failure (heartgate.targets)."""
+deployment back on failure (heartgate.serving.targets)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from heartgate.config import HeartgateConfig
-from heartgate.contracts import BentoBuild, Deployment
-from heartgate.reconcile import record_deployed
-from heartgate.registry import Registry
-from heartgate.targets import target_for
+from heartgate.core.config import HeartgateConfig
+from heartgate.core.contracts import BentoBuild, Deployment
+from heartgate.release.reconcile import record_deployed
+from heartgate.adapters.registry import Registry
+from heartgate.serving.targets import target_for
 
 
 @task(name="terraform-apply")

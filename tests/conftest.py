@@ -16,8 +16,8 @@ import shutil
 import numpy as np
 import pytest
 
-from heartgate.ecg import HEADER
-from heartgate.state import StatePaths, activate
+from heartgate.core.ecg import HEADER
+from heartgate.adapters.state import StatePaths, activate
 
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000.csv.gz"
 REFERENCE_CSV_SHA256 = "acafb7357792d6d26e3be26f25aceda37faa46c0fce4bb7551ca4b3f26fa834d"
@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     tempfile.tempdir = os.environ.setdefault("PYTEST_HEARTGATE_TMPDIR", tempfile.gettempdir())
     activate(StatePaths(Path(tempfile.mkdtemp(prefix="heartgate-tests-"))))
     # One training cache for the session, the workers' too (they inherit this variable): each
-    # configuration trains once, and every later run of it reuses the model (heartgate.training_cache).
+    # configuration trains once, and every later run of it reuses the model (heartgate.ml.training_cache).
     if TRAIN_CACHE not in os.environ:
         os.environ[TRAIN_CACHE] = tempfile.mkdtemp(prefix="heartgate-train-cache-")
         config.stash[MADE_TRAIN_CACHE] = Path(os.environ[TRAIN_CACHE])

@@ -5,16 +5,19 @@ points, and `tasks/` holds only thin `@task`s."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
-from heartgate.config import PROJECT_ROOT
-from heartgate.packaging import PROJECT_PACKAGES, _imported_names, _module_path
+from heartgate.core.config import PROJECT_ROOT
+from heartgate.serving.packaging import PROJECT_PACKAGES, _imported_names, _module_path
 
 MAX_FUNCTION_LINES = 50
 LAYERS = {"heartgate": set(), "tasks": {"heartgate"}, "flows": {"heartgate", "tasks"}, "service": {"heartgate"}}
-ENTRY_POINTS_THAT_SET_ENVIRONMENT = {"heartgate/state.py"}  # activate(), called by the CLI and the tests
+# Inside the core, each package imports only those before it; cli and stack sit on top.
+CORE_PACKAGES = ("core", "adapters", "serving", "ml", "release")
+ENTRY_POINTS_THAT_SET_ENVIRONMENT = {"heartgate/adapters/state.py"}  # activate(), called by the CLI and the tests
 
 
 def project_modules() -> dict[str, Path]:
@@ -45,6 +48,36 @@ def test_each_layer_imports_only_the_layers_below_it(module):
     layer = module.split(".")[0]
     upward = {other for other in imports_of(module) if other.split(".")[0] not in LAYERS[layer] | {layer}}
     assert upward == set(), f"{module} imports {sorted(upward)} from a layer above or beside it"
+
+
+def core_floor(module: str) -> int:
+    """A heartgate module's package by its place in CORE_PACKAGES (cli and stack: above them all)."""
+    package = module.split(".")[1] if module.count(".") else ""
+    return CORE_PACKAGES.index(package) if package in CORE_PACKAGES else len(CORE_PACKAGES)
+
+
+@pytest.mark.parametrize("module", sorted(name for name in MODULES if name.startswith("heartgate.")))
+def test_each_core_package_imports_only_the_packages_before_it(module):
+    upward = {other for other in imports_of(module) if other.startswith("heartgate.") and core_floor(other) > core_floor(module)}
+    assert upward == set(), f"{module} imports {sorted(upward)} from a package after its own in {CORE_PACKAGES}"
+
+
+def test_every_core_module_is_in_a_package_or_on_top():
+    loose = [name for name, path in MODULES.items()
+             if name.startswith("heartgate.") and name.count(".") == 1 and path.name != "__init__.py" and name not in ("heartgate.cli", "heartgate.stack")]  # fmt: skip
+    assert loose == [], f"put these in one of {CORE_PACKAGES}"
+
+
+def test_architecture_md_lists_every_module():
+    """docs/architecture.md is the one list of packages and modules: each folder has a list item
+    "- `folder/`: ..." naming every module in it; a module missing from its item fails."""
+    items = re.split(r"\n(?=\S)", (PROJECT_ROOT / "docs" / "architecture.md").read_text())  # a list item and its indented lines
+    lines = {item.split("`")[1]: item for item in items if item.startswith("- `") and item.split("`")[1].endswith("/")}
+    unnamed = [
+        str(path.relative_to(PROJECT_ROOT)) for path in MODULES.values()
+        if path.name != "__init__.py" and f"`{path.name}`" not in lines.get(f"{path.parent.relative_to(PROJECT_ROOT)}/", "")
+    ]  # fmt: skip
+    assert unnamed == [], f"docs/architecture.md does not name these on their folder's line: {unnamed}"
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -126,7 +159,8 @@ def test_task_modules_hold_only_tasks(module):
 def test_the_checks_see_a_violation():
     """The checks above are not vacuous: they find a cycle, an import and a write to os.environ."""
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
-    assert "heartgate.targets" in imports_of("heartgate.promotion")
-    assert "heartgate.bento" in imports_of("heartgate.targets.local")
+    assert "heartgate.serving.targets" in imports_of("heartgate.release.promotion")
+    assert "heartgate.serving.bento" in imports_of("heartgate.serving.targets.local")
     assert sets_environment(ast.parse("import os\nos.environ['X'] = '1'\nos.environ.update(Y='2')\n")) == [2, 3]
-    assert _module_path("heartgate.targets", PROJECT_ROOT).name == "__init__.py"
+    assert _module_path("heartgate.serving.targets", PROJECT_ROOT).name == "__init__.py"
+    assert core_floor("heartgate.core.config") < core_floor("heartgate.adapters.registry") < core_floor("heartgate.cli")

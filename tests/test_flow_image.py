@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from heartgate.config import PROJECT_ROOT
+from heartgate.core.config import PROJECT_ROOT
 
 DOCKERFILE = PROJECT_ROOT / "docker" / "Dockerfile.flow"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from heartgate.config import PROJECT_ROOT
+from heartgate.core.config import PROJECT_ROOT
 
 PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*==[^\s]+ --hash=sha256:[0-9a-f]{64}$")
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.processes import pid_in, running_commands
-from heartgate.state import StatePaths
+from heartgate.adapters.processes import pid_in, running_commands
+from heartgate.adapters.state import StatePaths
 from tests.conftest import TRAIN_CACHE_SETTING, api_key_secret, clean_environment, free_port, local_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -211,7 +211,7 @@ def reconcile_after_a_kill(site: Site, point: str, marker: str, delay: float, mo
 
 
 def server_processes(state: Path) -> list[int]:
-    from heartgate.processes import descendants
+    from heartgate.adapters.processes import descendants
 
     pid = pid_in(StatePaths(state).deploy / "local" / "server.pid", "bentoml")
     assert pid is not None

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.config import load_config
-from heartgate.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS
-from heartgate.state import StatePaths
-from heartgate.targets import target_for
+from heartgate.core.config import load_config
+from heartgate.adapters.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS
+from heartgate.adapters.state import StatePaths
+from heartgate.serving.targets import target_for
 from tests.conftest import clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

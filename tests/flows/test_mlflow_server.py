@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.postgres import PostgresCluster
-from heartgate.state import MLFLOW_SERVER_ENVIRONMENT
+from heartgate.adapters.postgres import PostgresCluster
+from heartgate.adapters.state import MLFLOW_SERVER_ENVIRONMENT
 from tests.conftest import clean_environment, free_port, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

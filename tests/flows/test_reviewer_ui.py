@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.registry import PRODUCTION_ALIAS
+from heartgate.adapters.registry import PRODUCTION_ALIAS
 from tests.conftest import browser_context, clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heartgate.config import PROJECT_ROOT
-from heartgate.registry import PRODUCTION_ALIAS
+from heartgate.core.config import PROJECT_ROOT
+from heartgate.adapters.registry import PRODUCTION_ALIAS
 from tests.conftest import clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -237,7 +237,7 @@ def test_a_suspended_run_survives_killing_every_worker(team, race):
 def test_a_run_whose_worker_dies_with_it_ends_crashed(team):
     """The worker and its run killed with -9 (its machine gone, say): nobody is left to report it;
     the server's heartbeat automation (`heartgate up` creates it) ends the run CRASHED."""
-    from heartgate.processes import descendants
+    from heartgate.adapters.processes import descendants
 
     with Api(team) as api:
         run_id = api.launch(parameters={"choices": {"epochs": 400}})

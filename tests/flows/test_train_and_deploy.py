@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS
-from heartgate.state import StatePaths
+from heartgate.adapters.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS
+from heartgate.adapters.state import StatePaths
 from tests.conftest import REFERENCE_CSV_SHA256, clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -137,10 +137,10 @@ def test_onnx_errors_equal_the_keras_model_on_the_test_split(first_run, client):
     import mlflow
     import numpy as np
 
-    from heartgate.config import load_config
-    from heartgate.registry import Registry
-    from heartgate.scorer import OnnxScorer
-    from heartgate.splits import arrays_for_lineage
+    from heartgate.core.config import load_config
+    from heartgate.adapters.registry import Registry
+    from heartgate.serving.scorer import OnnxScorer
+    from heartgate.ml.splits import arrays_for_lineage
 
     _, state, _ = first_run
     config = load_config(overrides={"state_dir": str(state)})

@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from heartgate.processes import pid_in
-from heartgate.state import StatePaths
+from heartgate.adapters.processes import pid_in
+from heartgate.adapters.state import StatePaths
 from tests.conftest import clean_environment, free_port, local_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

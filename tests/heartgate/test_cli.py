@@ -91,7 +91,7 @@ def test_a_command_that_starts_no_prefect_server_does_not_import_its_api(tmp_pat
     locks never starts the temporary server, so it never imports it either."""
     result = heartgate("rollback", "--state-dir", str(tmp_path / "state"), home=home, python_options=("-X", "importtime"))
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "heartgate.promotion" in imported  # the command did get as far as rolling back
+    assert "heartgate.release.promotion" in imported  # the command did get as far as rolling back
     assert "prefect.server.api.server" not in imported
     errors = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
     assert result.returncode == 1 and len(errors) == 1 and errors[0].startswith("heartgate: error: "), result.stderr[-2000:]

@@ -1,4 +1,4 @@
-from heartgate.config import env_overrides
+from heartgate.core.config import env_overrides
 from heartgate.stack import override_variables
 
 
@@ -12,7 +12,7 @@ def test_overrides_reach_the_workers_flows_as_config_variables():
 
 
 def server_config(**stack):
-    from heartgate.config import load_config
+    from heartgate.core.config import load_config
 
     return load_config(profile="server", overrides={"stack": stack} if stack else None)
 
@@ -26,15 +26,15 @@ def test_the_server_profile_layers_configs_server_yaml():
 def test_an_unknown_profile_is_one_line_naming_the_known_ones():
     import pytest
 
-    from heartgate.config import load_config
-    from heartgate.errors import ConfigError
+    from heartgate.core.config import load_config
+    from heartgate.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^unknown profile 'prod': expected one of default, server \(configs/NAME.yaml\)$"):
         load_config(profile="prod")
 
 
 def test_deployments_carry_the_profile_and_the_config_file_by_its_path_in_the_repository(tmp_path):
-    from heartgate.config import PROJECT_ROOT
+    from heartgate.core.config import PROJECT_ROOT
     from heartgate.stack import deploy_variables
 
     inside = deploy_variables(server_config(), "remote-file-system/heartgate-results", str(PROJECT_ROOT / "configs" / "server.yaml"))
@@ -48,7 +48,7 @@ def test_deployments_carry_the_profile_and_the_config_file_by_its_path_in_the_re
 def test_without_a_repository_workers_run_this_checkout_and_with_one_they_clone_it(tmp_path):
     import yaml
 
-    from heartgate.config import PROJECT_ROOT
+    from heartgate.core.config import PROJECT_ROOT
     from heartgate.stack import prefect_file
 
     local = prefect_file(server_config(git_repository=None).model_copy(update={"state_dir": tmp_path}))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.config import PROJECT_ROOT
+from heartgate.core.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ resource "terraform_data" "server" {
       # Its output goes through a rotating log writer (at most log_max_bytes x (log_backups + 1)).
       env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME='${var.run_dir}' TMPDIR='${var.run_dir}' \
         BENTOML_HOME='${var.bentoml_home}' BENTOML_DO_NOT_TRACK=True ${local.env} ${local.api_key} \
-        setsid nohup bash -c 'echo $$ > "$0"; exec "$1" serve "$2" --host "$3" --port "$4" > >(exec "$5" -m heartgate.logpipe "$6" "$7" "$8") 2>&1' \
+        setsid nohup bash -c 'echo $$ > "$0"; exec "$1" serve "$2" --host "$3" --port "$4" > >(exec "$5" -m heartgate.adapters.logpipe "$6" "$7" "$8") 2>&1' \
         '${local.pidfile}' '${var.bentoml_bin}' '${var.bento_tag}' '${var.host}' '${var.port}' \
         '${var.python_bin}' '${local.logfile}' '${var.log_max_bytes}' '${var.log_backups}' \
         > /dev/null 2>&1 < /dev/null &

@@ -21,7 +21,7 @@ variable "bentoml_bin" {
 
 variable "python_bin" {
   type        = string
-  description = "Python of the same environment, which runs heartgate.logpipe (the server's rotating log)."
+  description = "Python of the same environment, which runs heartgate.adapters.logpipe (the server's rotating log)."
 }
 
 variable "log_max_bytes" {

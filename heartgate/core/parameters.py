@@ -1,0 +1,62 @@
+"""What a person chooses when pressing Run on train-and-deploy: a typed model, so the Prefect UI
+draws a form with a described field each (and a schedule or the CLI sends the same fields).
+
+Every choice defaults to "as the config says", so the nightly run and an untouched form use the
+team's config; `overrides` stays for any other config value, by its dotted key. There is no way
+to skip the approval here: anyone who may press Run may set these (auto-approve is the CLI's demo
+mode only, heartgate.release.approval).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FROM_CONFIG = "config"
+
+
+class RunParameters(BaseModel):
+    """Choices for one run; each left at its default keeps the config's value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "Run choices"})
+
+    epochs: int = Field(
+        default=0, ge=0, le=10_000, title="Training epochs",
+        description="How many epochs the autoencoder trains (0: the config's train.epochs, 100 by default).",
+    )  # fmt: skip
+    threshold_rule: Literal["config", "max_f1", "normal_quantile"] = Field(
+        default=FROM_CONFIG, title="Threshold rule",
+        description=(
+            "How the alarm threshold is picked on the validation split: max_f1 (best F1, abnormal = positive) "
+            "or normal_quantile (a quantile of the normal beats' errors); config: the config's threshold.rule."
+        ),
+    )  # fmt: skip
+    gate_margin: float = Field(
+        default=-1.0, ge=-1.0, le=1.0, title="Gate margin",
+        description="The candidate must beat production by more than this on precision and recall (-1: the config's gate.margin, 0 by default).",
+    )  # fmt: skip
+    target: Literal["config", "local", "aws"] = Field(
+        default=FROM_CONFIG, title="Deploy target",
+        description="Where an approved candidate is deployed: local (the embedded default) or aws (Lambda); config: the config's deploy.target.",
+    )  # fmt: skip
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, title="Other config values",
+        description=(
+            'Any other config value by its dotted key, e.g. {"train.batch_size": 64, "gate.bootstrap": true}. '
+            "The fields above win over these."
+        ),
+    )  # fmt: skip
+
+    def config_overrides(self) -> dict[str, Any]:
+        """Dotted config keys: `overrides`, then every field that was changed from its default."""
+        chosen: dict[str, Any] = dict(self.overrides)
+        if self.epochs:
+            chosen["train.epochs"] = self.epochs
+        if self.threshold_rule != FROM_CONFIG:
+            chosen["threshold.rule"] = self.threshold_rule
+        if self.gate_margin >= 0:
+            chosen["gate.margin"] = self.gate_margin
+        if self.target != FROM_CONFIG:
+            chosen["deploy.target"] = self.target
+        return chosen

@@ -1,0 +1,106 @@
+"""build-bento: a BentoML bento around the promoted registry version.
+
+The bento model holds the version's ONNX export and a metadata.json with its threshold and
+lineage; both come from the registry alone, so building twice from one version gives the same
+model files. Tags are derived from the registry version (`heartgate-ecg:v3`, `heartgate:v3`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
+from heartgate.core.contracts import BentoBuild
+from heartgate.serving.packaging import module_files
+from heartgate.adapters.registry import Registry
+from heartgate.serving.served_model import (
+    BENTO_MODEL_NAME,
+    BENTO_NAME,
+    METADATA_FILE,
+    ONNX_FILE,
+    SMOKE_KEY,
+)
+
+SERVICE_MODULE = "service.service"
+API_DESCRIPTION = PROJECT_ROOT / "service" / "API.md"
+SERVICE = f"{SERVICE_MODULE}:Heartgate"
+LINEAGE_KEYS = ("data_md5", "split_md5", "data_source", "git_commit", "config_hash", "run_id", "threshold_rule")
+
+
+def served_metadata(model_name: str, version: str, tags: dict[str, str]) -> dict[str, Any]:
+    """What /metadata returns and the bento model records: from registry tags only."""
+    return {
+        "model_name": model_name,
+        "model_version": version,
+        "threshold": float(tags["threshold"]),
+        "lineage": {key: tags[key] for key in LINEAGE_KEYS if key in tags},
+        "test_metrics": {key.removeprefix("test_"): float(value) for key, value in sorted(tags.items()) if key.startswith("test_")},
+    }
+
+
+def tags_for(version: str) -> tuple[str, str]:
+    return f"{BENTO_MODEL_NAME}:v{version}", f"{BENTO_NAME}:v{version}"
+
+
+def registry_version_of(bento_tag: str) -> str:
+    """heartgate:v3 -> "3" (the inverse of `tags_for`)."""
+    return bento_tag.rpartition(":v")[2]
+
+
+def _existing(getter, tag: str):  # noqa: ANN001, ANN202
+    import bentoml
+
+    try:
+        return getter(tag)
+    except bentoml.exceptions.NotFound:
+        return None
+
+
+def package_model(model_tag: str, onnx: Path, metadata: dict[str, Any]) -> str:
+    """The bento model: the ONNX file and metadata.json. Kept if the store already holds the same
+    ONNX under this tag, so a rebuild from one registry version gives the same model files."""
+    import bentoml
+
+    onnx_sha256 = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    model = _existing(bentoml.models.get, model_tag)
+    if model is not None and model.info.labels.get("onnx_sha256") != onnx_sha256:
+        bentoml.models.delete(model_tag)  # a stale entry (a re-created registry, say): replace it
+        model = None
+    if model is None:
+        labels = {"registry_version": str(metadata["model_version"]), "onnx_sha256": onnx_sha256}
+        with bentoml.models.create(model_tag, labels=labels, metadata=metadata) as created:
+            shutil.copyfile(onnx, Path(created.path) / ONNX_FILE)
+            (Path(created.path) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return onnx_sha256
+
+
+def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) -> None:
+    """The bento: the service code plus the model it serves (pinned through the build args)."""
+    import bentoml
+
+    if _existing(bentoml.bentos.get, bento_tag) is None:
+        name, version = bento_tag.split(":")
+        # What the bento carries: the service and the project modules it imports (no TensorFlow).
+        include = module_files(SERVICE_MODULE)
+        bentoml.bentos.build(
+            SERVICE, name=name, version=version, include=include, models=[model_tag],
+            args={"model_tag": model_tag}, labels=labels, build_ctx=str(PROJECT_ROOT),
+            description=API_DESCRIPTION.read_text(),  # the Swagger page's text, not the project README
+        )  # fmt: skip
+
+
+def build_bento(config: HeartgateConfig, version: str) -> BentoBuild:
+    """The bento of a registry version, from the registry alone; its tag goes into the version's tags."""
+    registry = Registry.for_config(config)
+    tags = registry.tags(version)
+    model_tag, bento_tag = tags_for(version)
+    smoke = json.loads(registry.artifact(tags["run_id"], tags["smoke_artifact"]).read_text())
+    metadata = served_metadata(registry.model_name, version, tags) | {SMOKE_KEY: smoke}
+    onnx_sha256 = package_model(model_tag, registry.artifact(tags["run_id"], tags["onnx_artifact"]), metadata)
+    build_service_bento(bento_tag, model_tag, {"registry_version": version, "data_md5": tags["data_md5"]})
+    registry.tag(version, {"bento_tag": bento_tag})
+    return BentoBuild(bento_tag=bento_tag, model_tag=model_tag, registry_version=version, onnx_sha256=onnx_sha256)

@@ -1,0 +1,116 @@
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from heartgate.core.config import PROJECT_ROOT
+from heartgate.adapters.terraform import Terraform, TerraformError, _diagnostic_text, cli_config
+
+TERRAFORM_DIR = PROJECT_ROOT / "infra" / "terraform"
+
+
+def test_cli_config_uses_the_mirror_and_never_calls_home():
+    text = cli_config(Path("/opt/tf-plugins"))
+    assert "disable_checkpoint = true" in text
+    assert 'filesystem_mirror { path = "/opt/tf-plugins" }' in text
+    assert "provider_installation" not in cli_config(None)
+
+
+def test_diagnostics_become_one_line():
+    event = {"diagnostic": {"summary": "Invalid value", "detail": "port must be a number"}}
+    assert _diagnostic_text(event) == "Invalid value: port must be a number"
+    assert _diagnostic_text({"diagnostic": {"summary": "Boom"}}) == "Boom"
+    wrapped = {"diagnostic": {"summary": "local-exec provisioner error", "detail": "Error running command:\nexit status 1.\nOutput: port 3000\nalready answers\n"}}
+    assert _diagnostic_text(wrapped) == "local-exec provisioner error: Error running command: exit status 1. Output: port 3000 already answers"
+
+
+@pytest.mark.integration
+def test_terraform_code_is_formatted():
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1"}  # or Terraform writes ~/.terraform.d/checkpoint_signature
+    fmt = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(TERRAFORM_DIR)], capture_output=True, text=True, env=env)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", ["local", "aws"])
+def test_each_root_validates(tmp_path, target):
+    """The aws root's provider comes from the filesystem mirror: no network."""
+    terraform = Terraform(
+        root=TERRAFORM_DIR / "envs" / target, work_dir=tmp_path, plugin_mirror=Path("/opt/tf-plugins"), log=lambda _: None
+    )
+    terraform.init(backend=False)
+    terraform.validate()
+
+
+@pytest.mark.integration
+def test_a_failing_command_raises_with_terraforms_own_text(tmp_path):
+    terraform = Terraform(root=TERRAFORM_DIR / "envs" / "local", work_dir=tmp_path, log=lambda _: None)
+    terraform.init({"path": str(tmp_path / "terraform.tfstate")})
+    with pytest.raises(TerraformError, match="terraform plan failed in local: .*port"):
+        terraform.plan_has_changes({"bento_tag": "x:v1", "port": "not-a-number", "bentoml_bin": "b", "bentoml_home": "h", "run_dir": "r", "python_bin": "p"})
+
+
+def test_only_resource_changes_the_summary_and_problems_are_logged():
+    from heartgate.adapters.terraform import worth_logging
+
+    logged = [
+        {"type": "apply_start", "@message": "module.service.terraform_data.server: Creating..."},
+        {"type": "change_summary", "@message": "Apply complete! Resources: 1 added", "changes": {"operation": "apply"}},
+        {"type": "change_summary", "@message": "Destroy complete!", "changes": {"operation": "destroy"}},
+        {"type": "diagnostic", "@level": "error", "@message": "Error: boom"},
+        {"type": "apply_errored", "@message": "x: Creation errored"},
+    ]
+    quiet = [
+        {"type": "version", "@message": "Terraform 1.11.4"},
+        {"type": "log", "@message": "Initializing the backend..."},
+        {"type": "planned_change", "@message": "x: Plan to create"},
+        {"type": "change_summary", "@message": "Plan: 1 to add", "changes": {"operation": "plan"}},
+        {"type": "provision_progress", "@message": "x: (local-exec): Executing: [\"/bin/bash\" \"-c\" \"set -euo ...\"]"},
+        {"type": "apply_complete", "@message": "x: Creation complete after 2s"},
+        {"type": "outputs", "@message": "Outputs: 2"},
+    ]
+    assert all(worth_logging(event) for event in logged)
+    assert not any(worth_logging(event) for event in quiet)
+
+
+def _counting_terraform(tmp_path: Path, exit_code: int = 0) -> tuple[Terraform, Path]:
+    """A Terraform whose binary only records its arguments (one line per command)."""
+    calls = tmp_path / "calls"
+    binary = tmp_path / "terraform"
+    binary.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nmkdir -p "$TF_DATA_DIR"\nexit {exit_code}\n')
+    binary.chmod(0o755)
+    root = tmp_path / "infra" / "envs" / "aws"
+    (tmp_path / "infra" / "modules" / "m").mkdir(parents=True)
+    (tmp_path / "infra" / "modules" / "m" / "main.tf").write_text("# module\n")
+    root.mkdir(parents=True)
+    (root / "main.tf").write_text("# root\n")
+    return Terraform(root=root, work_dir=tmp_path / "work", binary=str(binary), log=lambda _: None), calls
+
+
+def inits(calls: Path) -> int:
+    return sum(line.split()[1] == "init" for line in calls.read_text().splitlines()) if calls.exists() else 0
+
+
+def test_init_runs_again_only_when_what_it_reads_changed(tmp_path):
+    terraform, calls = _counting_terraform(tmp_path)
+    terraform.init({"bucket": "a"})
+    terraform.init({"bucket": "a"})
+    assert inits(calls) == 1  # the same inputs: the data dir is already initialized
+    terraform.init({"bucket": "b"})
+    assert inits(calls) == 2  # another backend
+    (terraform.root.parent.parent / "modules" / "m" / "main.tf").write_text('terraform { required_providers { aws = { version = "6.0" } } }\n')
+    terraform.init({"bucket": "b"})
+    assert inits(calls) == 3  # a module changed
+    (terraform.root / ".terraform.lock.hcl").write_text("# lock\n")
+    terraform.init({"bucket": "b"})
+    terraform.init(backend=False)
+    assert inits(calls) == 5
+
+
+def test_a_failed_init_is_run_again(tmp_path):
+    terraform, calls = _counting_terraform(tmp_path, exit_code=1)
+    for _ in range(2):
+        with pytest.raises(TerraformError, match="terraform init failed"):
+            terraform.init({"bucket": "a"})
+    assert inits(calls) == 2

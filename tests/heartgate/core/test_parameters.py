@@ -1,0 +1,43 @@
+"""The Run form's typed choices: defaults keep the config, each field maps to its config key."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from heartgate.core.config import load_config, nest
+from heartgate.core.parameters import RunParameters
+
+
+def test_untouched_choices_keep_the_config():
+    assert RunParameters().config_overrides() == {}
+    assert load_config(overrides=nest(RunParameters().config_overrides(), ".")) == load_config()
+
+
+def test_each_choice_sets_its_config_key_and_wins_over_free_form_overrides():
+    choices = RunParameters(epochs=7, threshold_rule="normal_quantile", gate_margin=0.01, target="aws",
+                            overrides={"train.epochs": 99, "train.batch_size": 64})  # fmt: skip
+    config = load_config(overrides=nest(choices.config_overrides(), "."))
+    assert (config.train.epochs, config.train.batch_size, config.threshold.rule) == (7, 64, "normal_quantile")
+    assert (config.gate.margin, config.deploy.target) == (0.01, "aws")
+
+
+@pytest.mark.parametrize(
+    "bad", [{"epochs": -1}, {"threshold_rule": "median"}, {"target": "gcp"}, {"gate_margin": 2}, {"auto_approve": True}]
+)
+def test_a_bad_choice_is_refused_by_name(bad):
+    with pytest.raises(ValidationError, match=next(iter(bad))):
+        RunParameters(**bad)
+
+
+def test_the_flow_takes_the_choices_and_no_way_to_skip_the_person():
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.train_and_deploy import train_and_deploy
+
+    schema = parameter_schema(train_and_deploy.fn).model_dump_for_openapi()
+    assert set(schema["properties"]) == {"choices", "profile", "config_file"}
+    assert not schema.get("required")  # a Quick run needs nothing filled in
+    fields = schema["definitions"]["RunParameters"]["properties"]
+    assert all(field.get("description") for field in fields.values())
+    assert all(prop.get("description") for prop in schema["properties"].values())
