@@ -29,8 +29,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from heartgate.core.config import PROJECT_ROOT
 from heartgate.adapters.state import StatePaths, runtime_environment
+from heartgate.core.config import PROJECT_ROOT
 
 CONCURRENCY = 8
 MODEL = "heartgate-ecg-autoencoder"

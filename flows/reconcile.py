@@ -9,11 +9,11 @@ from typing import Any
 
 from prefect import State, flow
 
+from heartgate.adapters.dependencies import require_dependencies
+from heartgate.adapters.state import require_shared_state
 from heartgate.core.config import load_config, nest
 from heartgate.core.contracts import Reconciled
-from heartgate.adapters.dependencies import require_dependencies
 from heartgate.release.outcome import final_state
-from heartgate.adapters.state import require_shared_state
 from tasks.reconcile import reconcile
 
 

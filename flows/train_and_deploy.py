@@ -6,19 +6,19 @@ import os
 
 from prefect import State, flow, get_run_logger
 
-from heartgate.release.approval import auto_approved, request_approval, timed_out_error
-from heartgate.core.config import load_config, nest
-from heartgate.core.contracts import RunSummary
 from heartgate.adapters.dependencies import require_dependencies
-from heartgate.core.lineage import Lineage
 from heartgate.adapters.locks import deploy_lock
-from heartgate.release.outcome import final_state
-from heartgate.core.parameters import RunParameters
-from heartgate.release.promotion import label
 from heartgate.adapters.runs import claim
 from heartgate.adapters.state import require_shared_state
-from heartgate.serving.targets import target_for
 from heartgate.adapters.transaction import Transaction
+from heartgate.core.config import load_config, nest
+from heartgate.core.contracts import RunSummary
+from heartgate.core.lineage import Lineage
+from heartgate.core.parameters import RunParameters
+from heartgate.release.approval import auto_approved, request_approval, timed_out_error
+from heartgate.release.outcome import final_state
+from heartgate.release.promotion import label
+from heartgate.serving.targets import target_for
 from tasks.approval import record_approval
 from tasks.build_bento import build_bento
 from tasks.evaluate import evaluate_and_pick_threshold

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from heartgate.adapters.state import StatePaths, open_state_dir
 from heartgate.core.config import (
     PROJECT_ROOT,
     HeartgateConfig,
@@ -26,7 +27,6 @@ from heartgate.core.config import (
 )
 from heartgate.core.errors import HeartgateError
 from heartgate.release.outcome import one_line_known_errors
-from heartgate.adapters.state import StatePaths, open_state_dir
 from heartgate.serving.targets import target_names
 
 EXIT_ERROR = 1
@@ -135,8 +135,8 @@ def _end_prefect_session() -> None:
 def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from prefect.flows import load_flow_from_entrypoint
 
-    from heartgate.release.approval import auto_approve_in_this_process
     from heartgate.core.parameters import RunParameters
+    from heartgate.release.approval import auto_approve_in_this_process
 
     train_and_deploy = load_flow_from_entrypoint(FLOW_ENTRYPOINT)
     demo = auto_approve_in_this_process() if args.auto_approve else contextlib.nullcontext()
@@ -155,8 +155,8 @@ def command_answer(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
 
 def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.release.approval import waiting_runs
     from heartgate.adapters.runs import end_dead_runs
+    from heartgate.release.approval import waiting_runs
 
     with prefect_session():
         for line in end_dead_runs():  # a run whose process is gone can no longer take an answer
@@ -185,8 +185,8 @@ def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 
 def command_history(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.release.history import ledger
     from heartgate.adapters.registry import Registry
+    from heartgate.release.history import ledger
 
     entries = ledger(Registry.for_config(config, existing_only=True), limit=args.limit)
     for entry in entries:
@@ -196,8 +196,8 @@ def command_history(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 
 def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.serving.bento import build_bento
     from heartgate.adapters.registry import Registry
+    from heartgate.serving.bento import build_bento
 
     Registry.for_config(config, existing_only=True)
     built = build_bento(config, args.version)
@@ -212,8 +212,8 @@ def command_rollback(args: argparse.Namespace, config: HeartgateConfig, override
 
 
 def command_reconcile(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.release.reconcile import reconcile
     from heartgate.adapters.runs import end_dead_runs
+    from heartgate.release.reconcile import reconcile
 
     with prefect_session():  # the locks and the runs live on the Prefect server
         for line in end_dead_runs():
@@ -223,13 +223,13 @@ def command_reconcile(args: argparse.Namespace, config: HeartgateConfig, overrid
 
 
 def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
-    from heartgate.release.reconcile import OutOfSync, desired_state, drift, in_sync
     from heartgate.adapters.registry import (
         CANDIDATE_ALIAS,
         PREVIOUS_ALIAS,
         PRODUCTION_ALIAS,
         Registry,
     )
+    from heartgate.release.reconcile import OutOfSync, desired_state, drift, in_sync
     from heartgate.serving.targets import target_for
 
     target = target_for(config, log=lambda _: None)  # only the answer: no Terraform progress
@@ -256,8 +256,8 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
 def command_undeploy(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from heartgate.adapters.locks import deploy_lock
-    from heartgate.release.reconcile import mark_undeployed
     from heartgate.adapters.registry import Registry
+    from heartgate.release.reconcile import mark_undeployed
     from heartgate.serving.targets import target_for
 
     target = target_for(config, _progress)

@@ -30,11 +30,11 @@ from typing import Any
 import yaml
 
 from heartgate.adapters import secrets
+from heartgate.adapters.postgres import PostgresCluster, PostgresServer
+from heartgate.adapters.state import MLFLOW_SERVER_ENVIRONMENT, StatePaths, runtime_environment
 from heartgate.core.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateConfig
 from heartgate.core.errors import HeartgateError
 from heartgate.release.notify import ensure_approval_notification
-from heartgate.adapters.postgres import PostgresCluster, PostgresServer
-from heartgate.adapters.state import MLFLOW_SERVER_ENVIRONMENT, StatePaths, runtime_environment
 
 START_TIMEOUT_S = 120
 RESULTS_BLOCK = "heartgate-results"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from prefect import task
 
-from heartgate.release.approval import approval_tags
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import ApprovalOutcome, RegisteredVersion
-from heartgate.adapters.registry import Registry
+from heartgate.release.approval import approval_tags
 
 
 @task(name="record-approval")

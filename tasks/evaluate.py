@@ -6,11 +6,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 import heartgate.ml.evaluation
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import DataVersion, EvaluationResult, SplitVersion, TrainResult
-from heartgate.adapters.registry import Registry
-from heartgate.release.resume import once_per_flow_run
 from heartgate.ml.splits import load_split_arrays
+from heartgate.release.resume import once_per_flow_run
 
 
 @task(name="evaluate-and-pick-threshold", cache_key_fn=once_per_flow_run)

@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 import heartgate.ml.gate
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import (
     DataVersion,
@@ -13,10 +14,9 @@ from heartgate.core.contracts import (
     RegisteredVersion,
     SplitVersion,
 )
-from heartgate.release.evidence import evidence_markdown
-from heartgate.adapters.registry import Registry
-from heartgate.release.resume import once_per_flow_run
 from heartgate.ml.splits import load_split_arrays
+from heartgate.release.evidence import evidence_markdown
+from heartgate.release.resume import once_per_flow_run
 
 
 @task(name="promotion-gate", cache_key_fn=once_per_flow_run)

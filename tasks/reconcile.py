@@ -6,10 +6,10 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 import heartgate.release.reconcile
+from heartgate.adapters.runs import end_dead_runs
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import Reconciled
 from heartgate.release.resume import once_per_flow_run
-from heartgate.adapters.runs import end_dead_runs
 
 
 @task(name="reconcile", cache_key_fn=once_per_flow_run)

@@ -7,11 +7,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact
 
 import heartgate.adapters.registry
+from heartgate.adapters.registry import CANDIDATE_ALIAS, Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import EvaluationResult, RegisteredVersion, TrainResult
 from heartgate.core.lineage import Lineage
 from heartgate.release.links import mlflow_run_url, mlflow_version_url, run_origin
-from heartgate.adapters.registry import CANDIDATE_ALIAS, Registry
 from heartgate.release.resume import once_per_flow_run
 
 

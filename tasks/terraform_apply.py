@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import BentoBuild, Deployment
 from heartgate.release.reconcile import record_deployed
-from heartgate.adapters.registry import Registry
 from heartgate.serving.targets import target_for
 
 

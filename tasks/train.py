@@ -5,13 +5,13 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 import heartgate.ml.training
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import DataVersion, SplitVersion, TrainResult
 from heartgate.core.lineage import Lineage
-from heartgate.release.links import run_origin
-from heartgate.adapters.registry import Registry
-from heartgate.release.resume import once_per_flow_run
 from heartgate.ml.splits import load_split_arrays
+from heartgate.release.links import run_origin
+from heartgate.release.resume import once_per_flow_run
 
 
 @task(name="train", cache_key_fn=once_per_flow_run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,13 +12,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import shutil
-
 import numpy as np
 import pytest
 
-from heartgate.core.ecg import HEADER
 from heartgate.adapters.state import StatePaths, activate
+from heartgate.core.ecg import HEADER
 
 REFERENCE_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000.csv.gz"
 REFERENCE_CSV_SHA256 = "acafb7357792d6d26e3be26f25aceda37faa46c0fce4bb7551ca4b3f26fa834d"

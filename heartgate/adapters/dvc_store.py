@@ -20,10 +20,10 @@ from pathlib import Path
 
 import yaml
 
+from heartgate.adapters.state import StatePaths
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.errors import DataSourceError, DataValidationError
 from heartgate.core.quiet import quiet_logger
-from heartgate.adapters.state import StatePaths
 
 REMOTE_NAME = "store"
 INIT_LOCK = ".heartgate-init.lock"

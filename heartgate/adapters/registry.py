@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heartgate.adapters.state import StatePaths
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import EvaluationResult, RegisteredVersion, RunOrigin, TrainResult
 from heartgate.core.errors import TrackingError
 from heartgate.core.lineage import Lineage
-from heartgate.adapters.state import StatePaths
 
 CANDIDATE_ALIAS = "candidate"  # the newest registered candidate
 PRODUCTION_ALIAS = "production"  # moved only by an approved promotion

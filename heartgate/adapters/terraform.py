@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from heartgate.core.errors import HeartgateError
 from heartgate.adapters.processes import running_commands
+from heartgate.core.errors import HeartgateError
 
 Log = Callable[[str], None]
 

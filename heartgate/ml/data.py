@@ -17,9 +17,10 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from heartgate.adapters.dvc_store import DvcStore
+from heartgate.adapters.state import StatePaths
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import DataVersion
-from heartgate.adapters.dvc_store import DvcStore
 from heartgate.core.ecg import parse_canonical_csv, ucr_to_canonical_csv
 from heartgate.core.errors import (
     DataSourceError,
@@ -27,7 +28,6 @@ from heartgate.core.errors import (
     SourceUnreachableError,
 )
 from heartgate.ml.splits import remember_table
-from heartgate.adapters.state import StatePaths
 
 DATA_FILE = "ecg5000.csv"
 FETCH_TIMEOUT_S = 60

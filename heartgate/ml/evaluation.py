@@ -12,14 +12,14 @@ import time
 
 import numpy as np
 
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import EvaluationResult, TrainResult
 from heartgate.ml.metrics import classification_metrics, pick_threshold
 from heartgate.ml.plots import error_histogram, roc_pr_curves
-from heartgate.adapters.registry import Registry
+from heartgate.ml.splits import SplitArrays
 from heartgate.serving.scorer import OnnxScorer
 from heartgate.serving.smoke import smoke_beats
-from heartgate.ml.splits import SplitArrays
 
 SMOKE_ARTIFACT = "smoke/beats.json"
 

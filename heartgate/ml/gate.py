@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from heartgate.adapters.registry import PRODUCTION_ALIAS, Registry
 from heartgate.core.config import GateConfig, HeartgateConfig
 from heartgate.core.contracts import (
     GATED_METRICS,
@@ -20,9 +21,8 @@ from heartgate.core.contracts import (
 )
 from heartgate.ml.metrics import class_recalls, classification_metrics
 from heartgate.ml.plots import gate_histograms, png_bytes
-from heartgate.adapters.registry import PRODUCTION_ALIAS, Registry
-from heartgate.serving.scorer import OnnxScorer
 from heartgate.ml.splits import SplitArrays
+from heartgate.serving.scorer import OnnxScorer
 
 # --- pure decision logic -------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from heartgate.adapters.dvc_store import DvcStore, read_verified
 from heartgate.core.config import HeartgateConfig, SplitConfig
 from heartgate.core.contracts import DataVersion, SplitVersion
-from heartgate.adapters.dvc_store import DvcStore, read_verified
 from heartgate.core.ecg import EcgTable, parse_canonical_csv
 from heartgate.core.errors import DataValidationError
 

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import NOT_MODEL_INPUTS, HeartgateConfig, TrainConfig
 from heartgate.core.contracts import RunOrigin, TrainResult
 from heartgate.core.ecg import SAMPLES_PER_BEAT
 from heartgate.core.lineage import Lineage
 from heartgate.core.quiet import import_tensorflow
-from heartgate.adapters.registry import Registry
 from heartgate.ml.splits import SplitArrays
 from heartgate.ml.training_cache import TrainedFiles, TrainingCache, training_key
 

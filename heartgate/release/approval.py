@@ -21,14 +21,14 @@ from contextvars import ContextVar
 from prefect.input import RunInput
 from pydantic import Field
 
+from heartgate.adapters.registry import Registry
+from heartgate.adapters.runs import end_dead_runs, gone_process
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
 from heartgate.core.errors import ConfigError, HeartgateError
-from heartgate.release.evidence import evidence_markdown
 from heartgate.core.lineage import timestamp
+from heartgate.release.evidence import evidence_markdown
 from heartgate.release.notify import label_waiting_run, waiting_labels
-from heartgate.adapters.registry import Registry
-from heartgate.adapters.runs import end_dead_runs, gone_process
 
 AUTO_REVIEWER = "auto"
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import GateDecision, ModelScore, RegisteredVersion
 from heartgate.core.ecg import CLASS_NAMES, NORMAL_LABEL
 from heartgate.ml.gate import GATE_PLOT
 from heartgate.release.links import mlflow_run_url, mlflow_version_url
-from heartgate.adapters.registry import Registry
 
 
 def _columns(decision: GateDecision) -> list[tuple[str, ModelScore]]:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from heartgate.adapters.locks import deploy_lock, promotion_lock
+from heartgate.adapters.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
+from heartgate.adapters.transaction import Transaction
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import (
     ApprovalOutcome,
@@ -21,12 +24,9 @@ from heartgate.core.contracts import (
 )
 from heartgate.core.errors import HeartgateError
 from heartgate.core.lineage import timestamp
-from heartgate.adapters.locks import deploy_lock, promotion_lock
 from heartgate.release.reconcile import clear_undeployed
-from heartgate.adapters.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.base import RollbackError
-from heartgate.adapters.transaction import Transaction
 
 
 class PromotionConflict(HeartgateError):

@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from heartgate.serving.bento import build_bento
+from heartgate.adapters.locks import deploy_lock, promotion_lock
+from heartgate.adapters.registry import PRODUCTION_ALIAS, Registry
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import BentoBuild, Deployment, Reconciled, ServingState
 from heartgate.core.errors import HeartgateError
 from heartgate.core.lineage import timestamp
-from heartgate.adapters.locks import deploy_lock, promotion_lock
-from heartgate.adapters.registry import PRODUCTION_ALIAS, Registry
+from heartgate.serving.bento import build_bento
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.base import DeployTarget
 

@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
 from heartgate.core.contracts import BentoBuild
 from heartgate.serving.packaging import module_files
-from heartgate.adapters.registry import Registry
 from heartgate.serving.served_model import (
     BENTO_MODEL_NAME,
     BENTO_NAME,

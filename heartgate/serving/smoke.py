@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from heartgate.core.errors import HeartgateError
 from heartgate.adapters.secrets import api_key_header
+from heartgate.core.errors import HeartgateError
 from heartgate.serving.served_model import METADATA_FILE, SMOKE_KEY
 
 SMOKE_TIMEOUT_S = 10

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.core.config import PROJECT_ROOT
 from heartgate.adapters.processes import command_line, descendants, pid_in
 from heartgate.adapters.registry import CANDIDATE_ALIAS, PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.adapters.state import StatePaths
+from heartgate.core.config import PROJECT_ROOT
 from tests.conftest import clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartgate.core.config import PROJECT_ROOT, load_config
 from heartgate.adapters.registry import PRODUCTION_ALIAS
-from heartgate.serving.served_model import SMOKE_KEY
 from heartgate.adapters.state import StatePaths
+from heartgate.adapters.terraform import Terraform, TerraformError
+from heartgate.core.config import PROJECT_ROOT, load_config
+from heartgate.serving.served_model import SMOKE_KEY
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.aws_lambda import api_gateway_event
-from heartgate.adapters.terraform import Terraform, TerraformError
 from tests.conftest import api_key_secret, clean_environment
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
@@ -133,8 +133,8 @@ def test_the_package_is_small_and_self_contained(cloud):
 def test_the_package_scores_the_whole_test_split_as_onnx_runtime_does(cloud):
     """What is left in the package is enough: every beat of the test split, through the packaged
     handler in a fresh interpreter, gets the error ONNX Runtime gives here (within 1e-6)."""
-    from heartgate.serving.scorer import OnnxScorer
     from heartgate.ml.splits import arrays_for_lineage
+    from heartgate.serving.scorer import OnnxScorer
 
     deployed = target_for(cloud["config"]).current()
     model_dir = StatePaths(cloud["state"]).root / "bentoml" / "models" / "heartgate-ecg" / f"v{deployed.registry_version}"

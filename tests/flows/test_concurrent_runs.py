@@ -12,11 +12,11 @@ import sys
 
 import pytest
 
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import load_config
 from heartgate.ml.metrics import classification_metrics, pick_threshold
-from heartgate.adapters.registry import Registry
-from heartgate.serving.scorer import OnnxScorer
 from heartgate.ml.splits import arrays_for_lineage
+from heartgate.serving.scorer import OnnxScorer
 from tests.conftest import clean_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.core.config import load_config
 from heartgate.adapters.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.adapters.state import StatePaths
+from heartgate.core.config import load_config
 from heartgate.serving.targets import target_for
 from tests.conftest import clean_environment, free_port
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from heartgate.core.config import PROJECT_ROOT
 from heartgate.adapters.registry import PRODUCTION_ALIAS
+from heartgate.core.config import PROJECT_ROOT
 from tests.conftest import clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

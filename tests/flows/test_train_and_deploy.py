@@ -137,10 +137,10 @@ def test_onnx_errors_equal_the_keras_model_on_the_test_split(first_run, client):
     import mlflow
     import numpy as np
 
-    from heartgate.core.config import load_config
     from heartgate.adapters.registry import Registry
-    from heartgate.serving.scorer import OnnxScorer
+    from heartgate.core.config import load_config
     from heartgate.ml.splits import arrays_for_lineage
+    from heartgate.serving.scorer import OnnxScorer
 
     _, state, _ = first_run
     config = load_config(overrides={"state_dir": str(state)})

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from heartgate.serving.bento import API_DESCRIPTION, build_service_bento, package_model
+from heartgate.adapters.processes import descendants
 from heartgate.core.config import TrainConfig
 from heartgate.core.ecg import parse_canonical_csv
-from heartgate.adapters.processes import descendants
-from heartgate.serving.scorer import OnnxScorer
 from heartgate.ml.splits import SplitArrays
 from heartgate.ml.training import build_scorer, export_onnx, fit_autoencoder
+from heartgate.serving.bento import API_DESCRIPTION, build_service_bento, package_model
+from heartgate.serving.scorer import OnnxScorer
 from service.contract import PredictResponse
 from service.guard import DRAIN_BOUND
 from tests.conftest import browser_context, free_port, synthetic_csv, wait_until_answering

@@ -23,23 +23,23 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from heartgate.serving.bento import build_bento
+from heartgate.adapters.locks import locks_are_shared
+from heartgate.adapters.secrets import API_KEY, api_key_required, bearer_header
+from heartgate.adapters.state import StatePaths
+from heartgate.adapters.terraform import Terraform, terraform_running
+from heartgate.adapters.transaction import Transaction
 from heartgate.core.contracts import BentoBuild, Deployment, ServingState
 from heartgate.core.errors import ConfigError, HeartgateError
+from heartgate.serving.bento import build_bento
 from heartgate.serving.lambda_package import (
     HANDLER_MODULE,
     LambdaPackage,
     build_lambda_package,
     fetch_runtime_wheels,
 )
-from heartgate.adapters.locks import locks_are_shared
-from heartgate.adapters.secrets import API_KEY, api_key_required, bearer_header
 from heartgate.serving.served_model import BENTO_NAME
 from heartgate.serving.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
-from heartgate.adapters.state import StatePaths
 from heartgate.serving.targets.base import DeployFailed, DeployTarget, RollbackError, model_dir
-from heartgate.adapters.terraform import Terraform, terraform_running
-from heartgate.adapters.transaction import Transaction
 
 # Runs the packaged handler in a clean interpreter whose only packages are the zip's.
 _INVOKE = """

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
-from heartgate.core.contracts import BentoBuild, Deployment, ServingState
-from heartgate.core.errors import HeartgateError
 from heartgate.adapters.secrets import require_api_key
 from heartgate.adapters.state import StatePaths
 from heartgate.adapters.terraform import Terraform
+from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
+from heartgate.core.contracts import BentoBuild, Deployment, ServingState
+from heartgate.core.errors import HeartgateError
 
 Log = Callable[[str], None]
 RECORD_FILE = "deployed.json"

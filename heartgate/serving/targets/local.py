@@ -18,10 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from heartgate.serving.bento import build_bento, registry_version_of
-from heartgate.core.contracts import BentoBuild, Deployment, ServingState
-from heartgate.core.errors import HeartgateError
-from heartgate.adapters.secrets import api_key_fingerprint, api_key_required, require_api_key
 from heartgate.adapters.processes import (
     command_line,
     descendants,
@@ -30,11 +26,15 @@ from heartgate.adapters.processes import (
     pid_in,
     stop_tree,
 )
-from heartgate.serving.smoke import answering_version, check_answer, post_json, smoke_payload
+from heartgate.adapters.secrets import api_key_fingerprint, api_key_required, require_api_key
 from heartgate.adapters.state import StatePaths
-from heartgate.serving.targets.base import DeployFailed, DeployTarget, model_dir
 from heartgate.adapters.terraform import Terraform, state_serial
 from heartgate.adapters.transaction import Transaction
+from heartgate.core.contracts import BentoBuild, Deployment, ServingState
+from heartgate.core.errors import HeartgateError
+from heartgate.serving.bento import build_bento, registry_version_of
+from heartgate.serving.smoke import answering_version, check_answer, post_json, smoke_payload
+from heartgate.serving.targets.base import DeployFailed, DeployTarget, model_dir
 
 SERVER = "module.service.terraform_data.server"  # the one resource of the root
 SERVER_MARKER = "bentoml"  # in the command line of every server this target starts

@@ -7,7 +7,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from heartgate.core.config import load_config
 from heartgate.adapters.dependencies import (
     Dependency,
     DependencyDown,
@@ -15,6 +14,7 @@ from heartgate.adapters.dependencies import (
     http_probe,
     require,
 )
+from heartgate.core.config import load_config
 
 
 def closed_port() -> int:

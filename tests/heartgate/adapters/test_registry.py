@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from heartgate.adapters.registry import ALIAS_ATTEMPTS, Registry, version_tags
 from heartgate.core.contracts import EvaluationResult, Metrics, TrainResult
 from heartgate.core.lineage import Lineage
-from heartgate.adapters.registry import ALIAS_ATTEMPTS, Registry, version_tags
 
 METRICS = Metrics(precision=0.98, recall=0.97, f1=0.975, accuracy=0.98, roc_auc=0.995, pr_auc=0.99, tp=400, fp=8, tn=580, fn=13)
 

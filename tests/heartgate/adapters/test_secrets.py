@@ -1,7 +1,7 @@
 import pytest
 
-from heartgate.core.errors import ConfigError
 from heartgate.adapters.secrets import Credentials, without_credentials
+from heartgate.core.errors import ConfigError
 
 ENVIRONMENT = {
     "PREFECT_API_AUTH_STRING": "team:prefect-secret",

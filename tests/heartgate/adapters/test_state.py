@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from heartgate.core.config import load_config
 from heartgate.adapters.state import StatePaths, activate, local_state_refusal
+from heartgate.core.config import load_config
 
 
 def config(tmp_path, **overrides):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.core.config import PROJECT_ROOT
 from heartgate.adapters.terraform import Terraform, TerraformError, _diagnostic_text, cli_config
+from heartgate.core.config import PROJECT_ROOT
 
 TERRAFORM_DIR = PROJECT_ROOT / "infra" / "terraform"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from heartgate.core.errors import HeartgateError
 from heartgate.adapters.transaction import RolledBack, Transaction, UndoFailed
+from heartgate.core.errors import HeartgateError
 
 
 def test_success_runs_no_undo():

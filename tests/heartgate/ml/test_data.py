@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.core.config import load_config
-from heartgate.ml.data import DATA_FILE, canonical_csv_text, fetch_source, pull_data, sha256_of
 from heartgate.adapters.dvc_store import DvcStore, read_md5, read_verified
-from heartgate.core.errors import DataSourceError, DataValidationError, SourceUnreachableError
 from heartgate.adapters.state import StatePaths
+from heartgate.core.config import load_config
+from heartgate.core.errors import DataSourceError, DataValidationError, SourceUnreachableError
+from heartgate.ml.data import DATA_FILE, canonical_csv_text, fetch_source, pull_data, sha256_of
 from tests.conftest import REFERENCE_CSV_SHA256, synthetic_csv
 
 

@@ -3,8 +3,8 @@ import pytest
 from sklearn import metrics as sk
 
 from heartgate.core.config import ThresholdConfig
-from heartgate.ml.plots import error_histogram, gate_histograms, png_bytes, roc_pr_curves
 from heartgate.ml.metrics import class_recalls, classification_metrics, pick_threshold, pr_auc, roc_auc
+from heartgate.ml.plots import error_histogram, gate_histograms, png_bytes, roc_pr_curves
 
 
 @pytest.fixture

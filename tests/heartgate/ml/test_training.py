@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from heartgate.adapters.registry import Registry
 from heartgate.core.config import TrainConfig, load_config
 from heartgate.core.ecg import parse_canonical_csv
 from heartgate.core.lineage import Lineage
-from heartgate.adapters.registry import Registry
-from heartgate.serving.scorer import OnnxScorer
 from heartgate.ml.splits import SplitArrays
 from heartgate.ml.training import Scaling, build_scorer, cache_key, export_onnx, fit_autoencoder, reconstruction_error, train
+from heartgate.serving.scorer import OnnxScorer
 from tests.conftest import synthetic_csv
 
 pytestmark = pytest.mark.slow

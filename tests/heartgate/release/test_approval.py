@@ -1,9 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from heartgate.release.approval import Approval, approval_request
 from heartgate.core.contracts import ApprovalOutcome, RegisteredVersion
 from heartgate.ml.gate import decide
+from heartgate.release.approval import Approval, approval_request
 from tests.heartgate.ml.test_gate import STRICT, score
 
 CANDIDATE = RegisteredVersion(
@@ -38,9 +38,9 @@ def test_outcome_tags_go_into_the_lineage():
 def test_auto_approve_is_refused_where_the_config_does_not_allow_it():
     import pytest
 
-    from heartgate.release.approval import refuse_auto_approve
     from heartgate.core.config import load_config
     from heartgate.core.errors import ConfigError
+    from heartgate.release.approval import refuse_auto_approve
 
     server = load_config(profile="server")
     with pytest.raises(ConfigError, match=r"^auto-approve is refused here \(approval.allow_auto_approve: false"):
@@ -50,9 +50,9 @@ def test_auto_approve_is_refused_where_the_config_does_not_allow_it():
 
 
 def test_auto_approve_is_the_cli_demo_mode_of_this_process_only():
-    from heartgate.release.approval import auto_approve_in_this_process, auto_approved
     from heartgate.core.config import load_config
     from heartgate.core.errors import ConfigError
+    from heartgate.release.approval import auto_approve_in_this_process, auto_approved
 
     embedded, server = load_config(), load_config(profile="server")
     assert auto_approved(embedded) is False

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from heartgate.core.config import load_config
 from heartgate.core.contracts import ClassRecall, Metrics, ModelScore, RegisteredVersion
-from heartgate.release.evidence import confusion_matrices, evidence_markdown, per_class_table
 from heartgate.ml.gate import GATE_PLOT, decide
+from heartgate.release.evidence import confusion_matrices, evidence_markdown, per_class_table
 from heartgate.release.notify import waiting_labels
 from tests.heartgate.ml.test_gate import STRICT
 

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from heartgate.release.approval import ApprovalTimedOut
 from heartgate.core.errors import HeartgateError
+from heartgate.release.approval import ApprovalTimedOut
 from heartgate.release.outcome import final_state, one_line_known_errors
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from heartgate.serving.bento import SERVICE_MODULE
 from heartgate.core.config import PROJECT_ROOT
+from heartgate.serving.bento import SERVICE_MODULE
 from heartgate.serving.lambda_package import HANDLER_MODULE
 from heartgate.serving.packaging import PROJECT_PACKAGES, module_files
 
