@@ -4,16 +4,13 @@ reconcile` runs the same step by hand, and every train-and-deploy run runs it fi
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prefect import State, flow
 
-from heartgate.adapters.dependencies import require_dependencies
-from heartgate.adapters.state import require_shared_state
-from heartgate.core.config import load_config, nest
 from heartgate.core.contracts import Reconciled
 from heartgate.release.outcome import final_state
+from heartgate.release.prepare import prepare_run
 from tasks.reconcile import reconcile
 
 
@@ -23,9 +20,6 @@ def reconcile_production(config_file: str | None = None, overrides: dict[str, An
     run's final message says what it found and did."""
 
     def steps() -> Reconciled:
-        config = load_config(config_file, nest(overrides or {}, "."), environ=os.environ, profile=profile)
-        require_shared_state(config)
-        require_dependencies(config)
-        return reconcile(config)
+        return reconcile(prepare_run(config_file, overrides or {}, profile))
 
     return final_state(steps)

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 from prefect import State, flow, get_run_logger
 
-from heartgate.adapters.dependencies import require_dependencies
 from heartgate.adapters.locks import deploy_lock
 from heartgate.adapters.runs import claim
-from heartgate.adapters.state import require_shared_state
 from heartgate.adapters.transaction import Transaction
-from heartgate.core.config import load_config, nest
 from heartgate.core.contracts import RunSummary
 from heartgate.core.lineage import Lineage
 from heartgate.core.parameters import RunParameters
 from heartgate.release.approval import auto_approved, request_approval, timed_out_error
 from heartgate.release.outcome import final_state
+from heartgate.release.prepare import prepare_run
 from heartgate.release.promotion import label
 from heartgate.serving.targets import target_for
 from tasks.approval import record_approval
@@ -53,9 +49,7 @@ def train_and_deploy(
 def train_and_deploy_steps(choices: RunParameters, profile: str, config_file: str) -> RunSummary:
     """The steps, one task each, top to bottom."""
     claim()  # this run's process, so a run killed with it ends CRASHED instead of RUNNING forever
-    config = load_config(config_file or None, nest(choices.config_overrides(), "."), environ=os.environ, profile=profile or None)
-    require_shared_state(config)  # a worker never forks the team's registry by accident
-    require_dependencies(config)  # MLflow, Prefect, S3 down: one line now, not a traceback later
+    config = prepare_run(config_file, choices.config_overrides(), profile)  # refused now, not after training
     auto_approve = auto_approved(config)  # the CLI's demo mode only: never a parameter of a deployment
     target_for(config).require_api_key()  # the deploy will need the API key: say so now, not after training
     logger = get_run_logger()
