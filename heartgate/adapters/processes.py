@@ -19,6 +19,19 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def environment_of(pid: int) -> dict[str, str] | None:
+    """The environment `pid` started with, or None when it cannot be read (gone, or another user's)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    return dict(entry.partition("=")[::2] for entry in raw.decode(errors="replace").split("\0") if entry)
+
+
+def running_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
 def is_running(pid: int, marker: str = "") -> bool:
     """True while `pid` runs (and is not a zombie), and its command line holds `marker`: a pid the
     kernel gave to another program since is not ours."""
@@ -31,7 +44,7 @@ def is_running(pid: int, marker: str = "") -> bool:
 
 def running_commands() -> list[str]:
     """The command line of every process on this machine."""
-    return [command for pid in Path("/proc").iterdir() if pid.name.isdigit() and (command := command_line(int(pid.name)))]
+    return [command for pid in running_pids() if (command := command_line(pid))]
 
 
 def pid_in(pidfile: Path, marker: str = "") -> int | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from heartgate.adapters.processes import running_commands
+from heartgate.adapters.processes import command_line, environment_of, running_pids
 from heartgate.core.errors import HeartgateError
 
 Log = Callable[[str], None]
@@ -74,6 +74,11 @@ class Terraform:
     log: Log = print
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def data_dir(self) -> Path:
+        """TF_DATA_DIR: this state's `.terraform` (providers, backend, init stamp)."""
+        return self.work_dir / "data"
+
     def _env(self) -> dict[str, str]:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         config_file = self.work_dir / "terraformrc"
@@ -82,7 +87,7 @@ class Terraform:
             **os.environ,
             **self.extra_env,
             "TF_CLI_CONFIG_FILE": str(config_file),
-            "TF_DATA_DIR": str(self.work_dir / "data"),
+            "TF_DATA_DIR": str(self.data_dir),
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
         }
@@ -135,7 +140,7 @@ class Terraform:
         options = [f"-backend-config={key}={value}" for key, value in (backend_config or {}).items()]
         if not backend:
             options = ["-backend=false"]
-        stamp, inputs = self.work_dir / "data" / INIT_STAMP, self._init_inputs(options)
+        stamp, inputs = self.data_dir / INIT_STAMP, self._init_inputs(options)
         if stamp.is_file() and stamp.read_text() == inputs:
             return
         stamp.unlink(missing_ok=True)  # an init that fails half-way leaves no stamp behind
@@ -196,6 +201,14 @@ def state_serial(state_file: Path) -> int | None:
         return None
 
 
-def terraform_running(root: Path) -> bool:
-    """True while a Terraform process on this machine works on `root` (-chdir=ROOT)."""
-    return any("terraform" in command and f"-chdir={root}" in command for command in running_commands())
+def terraform_running(terraform: Terraform) -> bool:
+    """True while a Terraform process on this machine works on this root (-chdir=ROOT) with this
+    state's data dir: another state dir's apply of the same root (another stack, or a test beside
+    this one) is not ours. A process whose environment cannot be read counts as ours."""
+    for pid in running_pids():
+        command = command_line(pid)
+        if "terraform" in command and f"-chdir={terraform.root}" in command:
+            environment = environment_of(pid)
+            if environment is None or environment.get("TF_DATA_DIR") == str(terraform.data_dir):
+                return True
+    return False

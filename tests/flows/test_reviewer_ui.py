@@ -124,11 +124,12 @@ class Reviewer:
         field.get_by_text("How many epochs the autoencoder trains").wait_for()  # the field's description is on the form
         field.locator("input").fill(str(epochs))
         self.shot(f"custom-run-epochs-{epochs}")
-        for _ in range(3):  # a click the form did not act on is clicked again, as a person would
-            created = self.submit(page.get_by_role("button", name="Submit"), posting_to="/create_flow_run")
+        refusals = []
+        for _ in range(3):  # a click not taken is clicked again, as a person would
+            created = self.submit(page.get_by_role("button", name="Submit"), posting_to="/create_flow_run", refusals=refusals)
             if created is not None:
                 break
-        assert created is not None, "the Custom run form posted nothing in 3 tries"
+        assert created is not None, "the Custom run form never created the run: " + "; ".join(refusals)
         assert created.ok, f"create_flow_run answered HTTP {created.status}: {created.text()[:500]}"
         # The UI goes back to the deployment once the run is created. Wait with Playwright, not
         # time.sleep: its route handler (loopback only) runs only while Playwright is called.
@@ -143,10 +144,10 @@ class Reviewer:
 
     def answer(self, dialog, approve: bool, reviewer: str, comment: str, tries: int = 3) -> None:  # noqa: ANN001
         """Fill the form and submit it until the server accepts the answer, as a person would when
-        the form stays open after Submit (seen in CI under load, the cause not caught then): the
-        form may not post, or the server may refuse input it cannot validate (the run stays
+        the form stays open after Submit: the server was busy (a 503, seen in CI under load), the
+        form did not post, or the server refused input it could not validate (the run stays
         paused). Any other refusal fails the test at once."""
-        refusals = []
+        refusals: list[str] = []
         for _ in range(tries):
             switch = dialog.get_by_role("switch")
             if switch.is_checked() != approve:
@@ -154,9 +155,8 @@ class Reviewer:
             dialog.locator(".schema-form-property").filter(has_text=re.compile("^Reviewer")).locator("textarea").fill(reviewer)
             dialog.locator(".schema-form-property").filter(has_text=re.compile("^Comment")).locator("textarea").fill(comment)
             self.shot(f"{'approve' if approve else 'reject'}-form-filled")
-            posted = self.submit(dialog.get_by_role("button", name="Submit"), posting_to="/resume")
+            posted = self.submit(dialog.get_by_role("button", name="Submit"), posting_to="/resume", refusals=refusals)
             if posted is None:
-                refusals.append(f"the form posted nothing; it shows: {dialog.inner_text()[-300:]!r}")
                 continue
             assert posted.ok, f"resume answered HTTP {posted.status}: {posted.text()[:500]}"
             result = posted.json()
@@ -167,15 +167,21 @@ class Reviewer:
             refusals.append(f"the server refused the input: {result['details']}")
         raise AssertionError(f"the Resume form never took the answer in {tries} tries: " + "; ".join(refusals))
 
-    def submit(self, button, posting_to: str):  # noqa: ANN001, ANN201 - playwright Locator and Response
+    def submit(self, button, posting_to: str, refusals: list[str]):  # noqa: ANN001, ANN201 - playwright Locator and Response
         """Click a form's Submit; the response to the POST it sends (URL ending `posting_to`), or
-        None when it sends none within 30 s."""
+        None, with the reason added to `refusals`, when it sends none within 30 s or the server
+        answers 503 (Prefect's "busy, try again": its own client retries those too)."""
         from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
         try:
             with self.page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith(posting_to), timeout=30_000) as posted:
                 button.click()
         except PlaywrightTimeout:
+            refusals.append(f"the form posted nothing in 30 s; it shows: {self.page.locator('body').inner_text()[-300:]!r}")
+            return None
+        if posted.value.status == 503:
+            refusals.append(f"{posting_to} answered 503: {posted.value.text()[:200]}")
+            self.page.wait_for_timeout(3_000)
             return None
         return posted.value
 

@@ -365,7 +365,7 @@ class AwsLambdaTarget(DeployTarget):
         if lock is None:
             return
         holder_host = str(lock.get("Who", "")).rpartition("@")[2]
-        here = holder_host == socket.gethostname() and not terraform_running(terraform.root)
+        here = holder_host == socket.gethostname() and not terraform_running(terraform)
         if not (locks_are_shared() or here):
             raise DeployFailed(
                 f"the Terraform state is locked by {lock['Who']} since {lock['Created']} ({lock['Operation']}), "

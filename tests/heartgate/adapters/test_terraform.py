@@ -1,10 +1,11 @@
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from heartgate.adapters.terraform import Terraform, TerraformError, _diagnostic_text, cli_config
+from heartgate.adapters.terraform import Terraform, TerraformError, _diagnostic_text, cli_config, terraform_running
 from heartgate.core.config import PROJECT_ROOT
 
 TERRAFORM_DIR = PROJECT_ROOT / "infra" / "terraform"
@@ -114,3 +115,23 @@ def test_a_failed_init_is_run_again(tmp_path):
         with pytest.raises(TerraformError, match="terraform init failed"):
             terraform.init({"bucket": "a"})
     assert inits(calls) == 2
+
+
+def test_a_terraform_of_another_state_dir_on_the_same_root_is_not_ours(tmp_path):
+    """A stale state lock is released only when no Terraform of *this* state runs here: another
+    state dir applying the same root (another stack, a test beside this one) does not count."""
+    ours = Terraform(root=PROJECT_ROOT / "infra/terraform/envs/aws", work_dir=tmp_path / "ours")
+    theirs = Terraform(root=ours.root, work_dir=tmp_path / "theirs")
+    pretend = [sys.executable, "-c", "import time; time.sleep(60)", "terraform", f"-chdir={ours.root}", "apply"]
+
+    def running_with(data_dir: Path) -> bool:
+        process = subprocess.Popen(pretend, env={**os.environ, "TF_DATA_DIR": str(data_dir)})
+        try:
+            return terraform_running(ours)
+        finally:
+            process.kill()
+            process.wait()
+
+    assert not terraform_running(ours)
+    assert running_with(ours.data_dir)
+    assert not running_with(theirs.data_dir)
