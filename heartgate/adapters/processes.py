@@ -19,15 +19,6 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def environment_of(pid: int) -> dict[str, str] | None:
-    """The environment `pid` started with, or None when it cannot be read (gone, or another user's)."""
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return None
-    return dict(entry.partition("=")[::2] for entry in raw.decode(errors="replace").split("\0") if entry)
-
-
 def running_pids() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
 

@@ -208,7 +208,7 @@ def terraform_running(terraform: Terraform) -> bool:
     for pid in running_pids():
         command = command_line(pid)
         if "terraform" in command and f"-chdir={terraform.root}" in command:
-            environment = environment_of(pid)
-            if environment is None or environment.get("TF_DATA_DIR") == str(terraform.data_dir):
+            environment = environment_of(pid)  # {}: not readable (another user's), so it may be ours
+            if not environment or environment.get("TF_DATA_DIR") == str(terraform.data_dir):
                 return True
     return False
