@@ -1,10 +1,12 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from heartgate.adapters.processes import command_line
 from heartgate.adapters.terraform import Terraform, TerraformError, _diagnostic_text, cli_config, terraform_running
 from heartgate.core.config import PROJECT_ROOT
 
@@ -126,6 +128,9 @@ def test_a_terraform_of_another_state_dir_on_the_same_root_is_not_ours(tmp_path)
 
     def running_with(data_dir: Path) -> bool:
         process = subprocess.Popen(pretend, env={**os.environ, "TF_DATA_DIR": str(data_dir)})
+        deadline = time.monotonic() + 10
+        while "-chdir" not in command_line(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)  # /proc/PID/cmdline reads empty for a moment after the exec
         try:
             return terraform_running(ours)
         finally:
