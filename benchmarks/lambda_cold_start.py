@@ -20,7 +20,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from heartgate.serving.lambda_package import needed_at_runtime
+from heartgate.serving.targets.aws.package import needed_at_runtime
 
 FIRST_CALL = """
 import json, sys, time

@@ -9,7 +9,7 @@ from heartgate.adapters.runs import claim
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.contracts import RunSummary
 from heartgate.core.lineage import Lineage
-from heartgate.core.parameters import RunParameters
+from heartgate.release.parameters import RunParameters
 from heartgate.release.approval import auto_approved, request_approval, timed_out_error
 from heartgate.release.outcome import final_state
 from heartgate.release.prepare import prepare_run

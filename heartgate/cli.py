@@ -27,7 +27,7 @@ from heartgate.core.config import (
 )
 from heartgate.core.errors import HeartgateError
 from heartgate.release.outcome import one_line_known_errors
-from heartgate.serving.targets import target_names
+from heartgate.serving.targets import target_for, target_names
 
 EXIT_ERROR = 1
 # The same entrypoint prefect.yaml deploys: the core knows the flow by name, never by import.
@@ -135,7 +135,7 @@ def _end_prefect_session() -> None:
 def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from prefect.flows import load_flow_from_entrypoint
 
-    from heartgate.core.parameters import RunParameters
+    from heartgate.release.parameters import RunParameters
     from heartgate.release.approval import auto_approve_in_this_process
 
     train_and_deploy = load_flow_from_entrypoint(FLOW_ENTRYPOINT)
@@ -230,7 +230,6 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
         Registry,
     )
     from heartgate.release.reconcile import OutOfSync, desired_state, drift, in_sync
-    from heartgate.serving.targets import target_for
 
     target = target_for(config, log=lambda _: None)  # only the answer: no Terraform progress
     try:
@@ -258,7 +257,6 @@ def command_undeploy(args: argparse.Namespace, config: HeartgateConfig, override
     from heartgate.adapters.locks import deploy_lock
     from heartgate.adapters.registry import Registry
     from heartgate.release.reconcile import mark_undeployed
-    from heartgate.serving.targets import target_for
 
     target = target_for(config, _progress)
     with prefect_session(), deploy_lock(target.name, config.state_root):
@@ -316,11 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = overrides_from(args)
         config = load_config(args.config, nest(overrides, "."), environ=os.environ, profile=args.profile)
+        target = target_for(config, log=lambda _: None)  # checks deploy.target and every target's section
         open_state_dir(StatePaths(config.state_root))
         if args.command not in ("up", "down"):  # those start and stop the servers themselves
             from heartgate.adapters.dependencies import require_dependencies
 
-            require_dependencies(config)
+            require_dependencies(config, target.dependencies)
         COMMANDS[args.command](args, config, overrides)
     except HeartgateError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:

@@ -35,6 +35,7 @@ from heartgate.adapters.state import MLFLOW_SERVER_ENVIRONMENT, StatePaths, runt
 from heartgate.core.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, HeartgateConfig
 from heartgate.core.errors import HeartgateError
 from heartgate.release.notify import ensure_approval_notification
+from heartgate.serving.targets import worker_credentials
 
 START_TIMEOUT_S = 120
 RESULTS_BLOCK = "heartgate-results"
@@ -268,7 +269,7 @@ def _up_embedded(config: HeartgateConfig, overrides: Mapping[str, Any] | None, c
 
     results_block = ensure_work_pool(config, env)
     deploy(config, env | deploy_variables(config, results_block, config_file))
-    worker_env = env | secrets.aws_credentials(os.environ)  # the aws target deploys from the worker
+    worker_env = env | worker_credentials(os.environ)  # a run may deploy to any target from the worker
     _spawn(config, "worker", [python, "-m", "prefect", "worker", "start", "--pool", config.stack.work_pool], worker_env)
 
     if stack_urls.mlflow_ui:

@@ -1,7 +1,8 @@
 """Dependencies down: fail fast, in one line, before anything moves.
 
 Every command and every run first checks the servers it will talk to — the MLflow tracking
-server, the Prefect API, S3 (the DVC remote, the AWS target's Terraform state) — retrying for
+server, the Prefect API, S3 (the DVC remote) and what the deploy target declares (aws: its
+Terraform state bucket) — retrying for
 `dependencies.wait_s`, then failing with one line that names the dependency and its URL. Any HTTP
 answer counts as reachable (an auth error is a different problem, reported by the call that
 meets it). The embedded default (SQLite, a local DVC remote, Prefect's temporary server) has
@@ -45,7 +46,7 @@ def http_probe(url: str) -> Callable[[], None]:
     return probe
 
 
-def s3_probe(bucket: str, region: str) -> Callable[[], None]:
+def s3_probe(bucket: str, region: str | None) -> Callable[[], None]:
     def probe() -> None:
         import boto3
         from botocore.config import Config
@@ -62,21 +63,22 @@ def s3_probe(bucket: str, region: str) -> Callable[[], None]:
     return probe
 
 
+def s3_dependency(what: str, url: str, region: str | None, s3_endpoint: str | None) -> Dependency:
+    """An S3 bucket (`url` s3://bucket/...) as a dependency; `s3_endpoint`: an emulator's URL, shown when set."""
+    where = f"{url} via {s3_endpoint}" if s3_endpoint else url
+    return Dependency(f"S3 ({what})", where, s3_probe(urlparse(url).netloc, region))
+
+
 def dependencies_of(config: HeartgateConfig, prefect_api: str | None, s3_endpoint: str | None) -> list[Dependency]:
+    """The servers every command and run needs; a deploy target adds its own (`DeployTarget.dependencies`)."""
     found = []
     uri = config.mlflow.tracking_uri
     if uri and uri.startswith(("http://", "https://")):
         found.append(Dependency("the MLflow tracking server", uri, http_probe(f"{uri.rstrip('/')}/health")))
     if prefect_api:
         found.append(Dependency("the Prefect API", prefect_api, http_probe(f"{prefect_api.rstrip('/')}/health")))
-    buckets = []
     if config.data.remote and config.data.remote.startswith("s3://"):
-        buckets.append(("the DVC remote", config.data.remote))
-    if config.deploy.target == "aws":
-        buckets.append(("the Terraform state bucket", f"s3://{config.deploy.aws.state_bucket}"))
-    for name, url in buckets:
-        where = f"{url} via {s3_endpoint}" if s3_endpoint else url
-        found.append(Dependency(f"S3 ({name})", where, s3_probe(urlparse(url).netloc, config.deploy.aws.region)))
+        found.append(s3_dependency("the DVC remote", config.data.remote, None, s3_endpoint))
     return found
 
 
@@ -96,8 +98,11 @@ def require(dependencies: list[Dependency], wait_s: float, sleep: Callable[[floa
                 pause = min(pause * 2, 2.0)
 
 
-def require_dependencies(config: HeartgateConfig) -> None:
-    """The check every command and run makes first (the environment says where Prefect and S3 are)."""
+def require_dependencies(config: HeartgateConfig, target: Callable[[str | None], list[Dependency]] | None = None) -> None:
+    """The check every command and run makes first (the environment says where Prefect and S3 are);
+    `target`: the deploy target's own (`DeployTarget.dependencies`)."""
     from prefect.settings import PREFECT_API_URL
 
-    require(dependencies_of(config, PREFECT_API_URL.value(), os.environ.get("AWS_ENDPOINT_URL")), config.dependencies.wait_s)
+    s3_endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    found = dependencies_of(config, PREFECT_API_URL.value(), s3_endpoint) + (target(s3_endpoint) if target else [])
+    require(found, config.dependencies.wait_s)

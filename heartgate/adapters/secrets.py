@@ -9,7 +9,7 @@ that needs them and to no other, never written to a file, a log or a deployment 
   unless set (a team running several MLflow servers sets one for all).
 - HEARTGATE_API_KEY: the served API's bearer key on the local target (serve.api_key): the model
   server gets it in its environment at start, clients (the smoke test, `status`) send it; a deploy
-  records only its fingerprint. On AWS the key lives in Secrets Manager (deploy.aws.api_key_secret).
+  records only its fingerprint. A target with a secret store keeps it there (aws: Secrets Manager).
 - AWS credentials (the standard chain) and PGPASSWORD (an existing PostgreSQL server) pass
   through to the processes that talk to S3 or PostgreSQL, and to no other.
 """
@@ -27,7 +27,6 @@ MLFLOW_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 MLFLOW_SERVER_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 API_KEY = "HEARTGATE_API_KEY"
-KEYLESS_BY_DEFAULT = ("local",)  # serve.api_key=auto: loopback needs no key, the AWS target does
 AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 POSTGRES = ("PGPASSWORD",)
 SERVER_SIDE = ("PREFECT_SERVER_API_AUTH_STRING", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", MLFLOW_SERVER_KEY)
@@ -73,7 +72,7 @@ class Credentials:
 
 
 def aws_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """The AWS credentials as set: what the embedded profile's worker needs for the aws target."""
+    """The AWS credentials as set (the standard chain's variables), for a process that talks to AWS."""
     return {name: environ[name] for name in AWS if environ.get(name)}
 
 
@@ -97,14 +96,3 @@ def api_key_fingerprint(environ: Mapping[str, str]) -> str:
 
     key = environ.get(API_KEY)
     return hashlib.sha256(f"heartgate-api-key:{key}".encode()).hexdigest() if key else ""
-
-
-def api_key_required(mode: str, target: str) -> bool:
-    """serve.api_key for a target: "required", "off", or "auto" (off on loopback)."""
-    return mode == "required" or (mode == "auto" and target not in KEYLESS_BY_DEFAULT)
-
-
-def require_api_key(mode: str, target: str, environ: Mapping[str, str]) -> None:
-    """A run or deploy that will need the key stops before anything moves when it is missing."""
-    if api_key_required(mode, target) and not environ.get(API_KEY):
-        raise ConfigError(f"serve.api_key is required for the {target} target but {API_KEY} is not set in the environment")

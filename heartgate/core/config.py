@@ -180,49 +180,35 @@ class ServeConfig(_Section):
     api_key: Literal["auto", "required", "off"] = Field(
         default="auto",
         description="Bearer key on /predict and /metadata, read from HEARTGATE_API_KEY (never from a file): "
-        "auto = off on loopback (local), required on AWS (the key then lives in deploy.aws.api_key_secret).",
+        "auto = off on a target that serves on loopback only (local), required on every other (aws: the key "
+        "then lives in deploy.aws.api_key_secret).",
     )
 
 
-class AwsConfig(_Section):
-    """The AWS Lambda target. Credentials come from the standard AWS chain, never from here."""
+class DeployConfig(BaseModel):
+    """Where and how a promoted model is deployed. Each deploy target has a section of its own,
+    `deploy.<target>` (e.g. `deploy.aws`), which the target itself declares and validates
+    (`DeployTarget.settings_type`, heartgate.serving.targets): the core knows no target by name."""
 
-    region: str = "us-east-1"
-    function_name: str = "heartgate"
-    state_bucket: str = Field(default="heartgate-terraform-state", description="S3 bucket of the Terraform state (it must exist).")
-    state_key: str = "heartgate/aws/terraform.tfstate"
-    package_bucket: str | None = Field(
-        default=None,
-        description="S3 bucket for the Lambda zip packages, named by sha256 (default: state_bucket): every machine deploys from S3.",
-    )
-    s3_path_style: bool = Field(default=False, description="Path-style S3 URLs for the state (S3 emulators such as moto).")
-    artifact: Literal["zip", "image"] = Field(default="zip", description="zip needs no Docker; image needs a Docker engine.")
-    api_key_secret: str = Field(
-        default="heartgate/api-key",
-        description="Secrets Manager secret (name or ARN) whose value is the API key (serve.api_key): the function "
-        "reads it at cold start, heartgate reads it for the smoke test; neither writes it down.",
-    )
-    smoke: Literal["handler", "http"] = Field(
-        default="handler",
-        description=(
-            "handler: run the deployed package's handler (code sha256 checked against AWS) with API Gateway v2 events, "
-            "for emulators that cannot run Lambda code; http: call the deployed endpoint (real AWS)."
-        ),
-    )
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-
-class DeployConfig(_Section):
     target: str = Field(
         default="local",
         pattern=r"^[a-z][a-z0-9_]*$",
-        description="Where terraform-apply deploys: a target of heartgate/targets (local, aws).",
+        description="Where terraform-apply deploys: a target of heartgate/serving/targets (local, aws).",
     )
-    aws: AwsConfig = AwsConfig()
     terraform_binary: str = "terraform"
     plugin_mirror: Path | None = Field(
         default=Path("/opt/tf-plugins"),
         description="Filesystem mirror of Terraform providers (init never reaches the network); null: registry.",
     )
+
+    def sections(self) -> dict[str, Any]:
+        """The targets' own sections as given, by target name (validated by each target)."""
+        return dict(self.model_extra or {})
+
+    def section(self, target: str) -> Any:  # noqa: ANN401 - raw config values, validated by the target
+        return self.sections().get(target, {})
 
 
 class StackConfig(_Section):
@@ -370,9 +356,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError, section: str = "") -> str:
+    """One line for a config that does not validate, naming the dotted key (under `section`)."""
     err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"]) or "config"
+    where = ".".join([part for part in [section] if part] + [str(part) for part in err["loc"]]) or "config"
     return f"invalid config value {where}: {err['msg']}"
 
 
@@ -409,4 +396,4 @@ def load_config(
     try:
         return HeartgateConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_first_error(exc)) from None
+        raise ConfigError(first_error(exc)) from None

@@ -9,13 +9,15 @@ from typing import Any
 from heartgate.adapters.dependencies import require_dependencies
 from heartgate.adapters.state import require_shared_state
 from heartgate.core.config import HeartgateConfig, load_config, nest
+from heartgate.serving.targets import target_for
 
 
 def prepare_run(config_file: str | None, overrides: dict[str, Any], profile: str | None) -> HeartgateConfig:
     """The run's config (dotted `overrides` over the profile over the file), once checked: a
-    worker never forks the team's registry by accident, and MLflow, Prefect or S3 down is one
-    line now, not a traceback later."""
+    worker never forks the team's registry by accident, and MLflow, Prefect, S3 or what the deploy
+    target needs down is one line now, not a traceback later."""
     config = load_config(config_file or None, nest(overrides, "."), environ=os.environ, profile=profile or None)
+    target = target_for(config, log=lambda _: None)  # checks deploy.target and every target's section
     require_shared_state(config)
-    require_dependencies(config)
+    require_dependencies(config, target.dependencies)
     return config

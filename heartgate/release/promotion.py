@@ -25,6 +25,7 @@ from heartgate.core.contracts import (
 from heartgate.core.errors import HeartgateError
 from heartgate.core.lineage import timestamp
 from heartgate.release.reconcile import clear_undeployed
+from heartgate.serving.bento import build_bento
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.base import RollbackError
 
@@ -90,7 +91,7 @@ def roll_back(config: HeartgateConfig, log: Callable[[str], None] = print) -> De
     with deploy_lock(target.name, config.state_root):
         serving = target.current()
         with Transaction(log) as undo:
-            deployment = target.roll_back(previous)  # smoke-tested, or the target put back what served
+            deployment = target.roll_back(build_bento(config, previous))  # smoke-tested, or the target put back what served
             if serving is not None:
                 undo.on_failure(f"put {serving.bento_tag} back on {target.name}", lambda _: target.restore(serving))
             with promotion_lock(registry.model_name, config.state_root):

@@ -23,7 +23,7 @@ from heartgate.adapters.terraform import Terraform, TerraformError
 from heartgate.core.config import PROJECT_ROOT, load_config
 from heartgate.serving.served_model import SMOKE_KEY
 from heartgate.serving.targets import target_for
-from heartgate.serving.targets.aws_lambda import api_gateway_event
+from heartgate.serving.targets.aws.target import api_gateway_event
 from tests.conftest import api_key_secret, clean_environment
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
@@ -334,7 +334,7 @@ def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
 
 
 def test_the_image_artifact_stops_at_the_missing_docker_engine():
-    from heartgate.serving.targets.aws_lambda import DockerEngineMissing, require_docker_engine
+    from heartgate.serving.targets.aws.target import DockerEngineMissing, require_docker_engine
 
     if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
         pytest.skip("a Docker engine is running here")

@@ -149,3 +149,32 @@ def test_a_bento_rebuilt_from_the_registry_has_the_same_model_files(site):
     rebuilt = site["heartgate"]("build-bento", "1")
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert digest() == first and set(first) == {"scorer.onnx", "metadata.json"}
+
+
+def test_a_target_defined_outside_heartgate_is_reconciled_and_reported_like_the_others(site, tmp_path):
+    """tests/heartgate/serving/targets/edge.py declares a target (its section, key policy,
+    dependency probe) and touches no heartgate module; status and reconcile run through it."""
+    store = tmp_path / "device"
+
+    def edge(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "tests.heartgate.serving.targets.edge", *args, "--state-dir", str(site["state"]),
+                   "--target", "edge", "--set", f"deploy.edge.store={store}", "--set", "dependencies.wait_s=0.5"]  # fmt: skip
+        return subprocess.run(command, env=clean_environment(), capture_output=True, text=True, timeout=300)
+
+    down = edge("status")
+    assert down.returncode == 1 and down.stderr.splitlines() == [
+        f"heartgate: error: the edge store at {store} did not answer for 0.5s (no such directory); nothing was changed"
+    ]
+    store.mkdir()
+    behind = edge("status")
+    production = aliases(site["state"])[PRODUCTION_ALIAS]
+    assert behind.returncode == 1 and behind.stderr.strip().splitlines()[-1] == (
+        f"heartgate: error: edge is out of sync: desired version {production} (@production), actual nothing deployed (run `heartgate reconcile`)"
+    )
+    repaired = edge("reconcile")
+    assert repaired.returncode == 0, repaired.stderr[-3000:]
+    assert repaired.stdout.startswith(f"edge: redeployed version {production} at edge://{store}, smoke-tested")
+    synced = edge("status")
+    assert synced.returncode == 0, synced.stderr[-2000:]
+    assert f"edge: desired version {production} (@production); actual version {production} deployed at edge://{store}, answering as version {production}\n" in synced.stdout
+    assert served_version(site["url"]) == production  # the local target serves on, untouched

@@ -1,21 +1,29 @@
 """The interface every deploy target implements, and what they share: their Terraform root
 (`infra/terraform/envs/<name>`), their working files under the state dir, and the record of the
-last deployment that passed its smoke test."""
+last deployment that passed its smoke test.
+
+A target also declares what the rest of heartgate would otherwise have to know about it: its
+config section (`deploy.<name>`, `settings_type`), whether it serves without an API key by default
+(`keyless_by_default`), the servers it needs before anything moves (`dependencies`), and the
+credentials a worker needs to deploy to it (`worker_credentials`)."""
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from heartgate.adapters.secrets import require_api_key
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from heartgate.adapters.dependencies import Dependency
+from heartgate.adapters.secrets import API_KEY
 from heartgate.adapters.state import StatePaths
 from heartgate.adapters.terraform import Terraform
-from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
+from heartgate.core.config import PROJECT_ROOT, HeartgateConfig, first_error
 from heartgate.core.contracts import BentoBuild, Deployment, ServingState
-from heartgate.core.errors import HeartgateError
+from heartgate.core.errors import ConfigError, HeartgateError
 
 Log = Callable[[str], None]
 RECORD_FILE = "deployed.json"
@@ -25,19 +33,54 @@ class DeployFailed(HeartgateError):
     """The deploy failed; the target put the previous deployment back."""
 
 
+class TargetSettings(BaseModel):
+    """A target's own config section, `deploy.<name>` (none by default): subclass it with fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class DeployTarget(ABC):
     """One place a promoted model can be served. Subclasses set `name` (the value of
     `deploy.target`, and the Terraform root `infra/terraform/envs/<name>`)."""
 
     name: ClassVar[str]
     record_type: ClassVar[type[Deployment]] = Deployment
+    settings_type: ClassVar[type[TargetSettings]] = TargetSettings  # the section deploy.<name>
+    keyless_by_default: ClassVar[bool] = False  # serve.api_key=auto: only a target that serves on loopback alone says True
+    registered: ClassVar[dict[str, type[DeployTarget]]] = {}  # by name: every subclass, once its module is imported
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        DeployTarget.registered[cls.name] = cls
 
     def __init__(self, config: HeartgateConfig, log: Log) -> None:
         self.config = config
         self.log = log
+        self.settings = self.settings_of(config)
         paths = StatePaths(config.state_root)
         self.deploy_dir = paths.deploy / self.name
         self.work_dir = paths.terraform / self.name
+
+    # --- what each target declares --------------------------------------------------------------
+
+    @classmethod
+    def settings_of(cls, config: HeartgateConfig) -> TargetSettings:
+        """The target's section of `config`, validated: a wrong key or value is one line naming it."""
+        try:
+            return cls.settings_type.model_validate(config.deploy.section(cls.name))
+        except ValidationError as exc:
+            raise ConfigError(first_error(exc, section=f"deploy.{cls.name}")) from None
+
+    @classmethod
+    def worker_credentials(cls, environ: Mapping[str, str]) -> dict[str, str]:
+        """What a worker of the embedded profile needs from `heartgate up`'s environment to deploy
+        here (a target that talks to a cloud names its credentials; none by default)."""
+        return {}
+
+    def dependencies(self, s3_endpoint: str | None) -> list[Dependency]:
+        """The servers this target needs, checked with MLflow, Prefect and S3 before every command
+        and run (heartgate.adapters.dependencies); none by default."""
+        return []
 
     # --- what each target implements ------------------------------------------------------------
 
@@ -51,9 +94,8 @@ class DeployTarget(ABC):
         """What serves once `deployment` is put back (the note of an undo)."""
 
     @abstractmethod
-    def roll_back(self, version: str) -> Deployment:
-        """Serve registry version `version` again (the one before the current production)."""
-
+    def roll_back(self, built: BentoBuild) -> Deployment:
+        """Serve `built` again: the bento of the version before the current production."""
 
     @abstractmethod
     def observe(self) -> ServingState:
@@ -69,10 +111,16 @@ class DeployTarget(ABC):
 
     # --- shared ---------------------------------------------------------------------------------
 
+    def api_key_required(self) -> bool:
+        """serve.api_key for this target: "required", "off", or "auto" (off where `keyless_by_default`)."""
+        mode = self.config.serve.api_key
+        return mode == "required" or (mode == "auto" and not self.keyless_by_default)
+
     def require_api_key(self) -> None:
-        """Stop before anything moves when serve.api_key needs a key this target cannot get (the
-        local target reads HEARTGATE_API_KEY; a target with a secret store overrides this)."""
-        require_api_key(self.config.serve.api_key, self.name, os.environ)
+        """Stop before anything moves when serve.api_key needs a key this target cannot get (by
+        default it reads HEARTGATE_API_KEY; a target with a secret store overrides this)."""
+        if self.api_key_required() and not os.environ.get(API_KEY):
+            raise ConfigError(f"serve.api_key is required for the {self.name} target but {API_KEY} is not set in the environment")
 
     def terraform(self) -> Terraform:
         terraform = Terraform(

@@ -26,13 +26,13 @@ from heartgate.adapters.processes import (
     pid_in,
     stop_tree,
 )
-from heartgate.adapters.secrets import api_key_fingerprint, api_key_required, require_api_key
+from heartgate.adapters.secrets import api_key_fingerprint
 from heartgate.adapters.state import StatePaths
 from heartgate.adapters.terraform import Terraform, state_serial
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.contracts import BentoBuild, Deployment, ServingState
 from heartgate.core.errors import HeartgateError
-from heartgate.serving.bento import build_bento, registry_version_of
+from heartgate.serving.bento import registry_version_of
 from heartgate.serving.smoke import answering_version, check_answer, post_json, smoke_payload
 from heartgate.serving.targets.base import DeployFailed, DeployTarget, model_dir
 
@@ -43,6 +43,7 @@ INTENT_FILE = "serves-here"  # server profile: this machine serves the local tar
 
 class LocalTarget(DeployTarget):
     name = "local"
+    keyless_by_default = True  # it serves on loopback only; serve.api_key=required turns the key on
 
     @property
     def pidfile(self) -> Path:
@@ -74,9 +75,9 @@ class LocalTarget(DeployTarget):
         """On loopback the key is off unless serve.api_key=required; then the server reads
         HEARTGATE_API_KEY from the apply's environment (Terraform never stores it) and the
         deployment records only this fingerprint."""
-        if not api_key_required(self.config.serve.api_key, self.name):
+        if not self.api_key_required():
             return ""
-        require_api_key(self.config.serve.api_key, self.name, os.environ)
+        self.require_api_key()
         return api_key_fingerprint(os.environ)
 
     def placeholder_variables(self) -> dict[str, Any]:
@@ -216,8 +217,8 @@ class LocalTarget(DeployTarget):
     def serving_again(self, deployment: Deployment) -> str:
         return f"{deployment.bento_tag} (version {deployment.registry_version}) is serving again"
 
-    def roll_back(self, version: str) -> Deployment:
-        return self.apply(build_bento(self.config, version))
+    def roll_back(self, built: BentoBuild) -> Deployment:
+        return self.apply(built)
 
     def undeploy(self) -> Deployment | None:
         """Destroy the server Terraform records and any stray one; succeed only once nothing answers."""

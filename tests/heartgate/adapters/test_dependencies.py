@@ -29,14 +29,13 @@ def test_the_embedded_default_depends_on_no_server(tmp_path):
 
 def test_the_team_settings_name_each_server(tmp_path):
     config = load_config(overrides={"state_dir": str(tmp_path), "mlflow": {"tracking_uri": "http://mlflow:5000"},
-                                    "data": {"remote": "s3://team/dvc"}, "deploy": {"target": "aws"}})  # fmt: skip
+                                    "data": {"remote": "s3://team/dvc"}})  # fmt: skip
     found = dependencies_of(config, "http://prefect:4200/api", "http://127.0.0.1:9")
     assert [(d.name, d.url) for d in found] == [
         ("the MLflow tracking server", "http://mlflow:5000"),
         ("the Prefect API", "http://prefect:4200/api"),
         ("S3 (the DVC remote)", "s3://team/dvc via http://127.0.0.1:9"),
-        ("S3 (the Terraform state bucket)", "s3://heartgate-terraform-state via http://127.0.0.1:9"),
-    ]
+    ]  # the deploy target adds its own: tests/heartgate/serving/targets/test_targets.py
 
 
 def test_a_server_that_never_answers_fails_in_one_line_within_the_wait():

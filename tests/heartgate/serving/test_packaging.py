@@ -12,7 +12,7 @@ import pytest
 
 from heartgate.core.config import PROJECT_ROOT
 from heartgate.serving.bento import SERVICE_MODULE
-from heartgate.serving.lambda_package import HANDLER_MODULE
+from heartgate.serving.targets.aws.package import HANDLER_MODULE
 from heartgate.serving.packaging import PROJECT_PACKAGES, module_files
 
 _LOADED = """

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from heartgate.core.errors import ConfigError
+from heartgate.serving.targets import require_target_name, target_names
 
 FROM_CONFIG = "config"
+
+
+def _target_choices(schema: dict[str, Any]) -> None:
+    """The Run form draws the registered targets as a list to pick from (the server checks a
+    value against it too)."""
+    schema["enum"] = [FROM_CONFIG, *target_names()]
 
 
 class RunParameters(BaseModel):
@@ -36,9 +45,9 @@ class RunParameters(BaseModel):
         default=-1.0, ge=-1.0, le=1.0, title="Gate margin",
         description="The candidate must beat production by more than this on precision and recall (-1: the config's gate.margin, 0 by default).",
     )  # fmt: skip
-    target: Literal["config", "local", "aws"] = Field(
-        default=FROM_CONFIG, title="Deploy target",
-        description="Where an approved candidate is deployed: local (the embedded default) or aws (Lambda); config: the config's deploy.target.",
+    target: str = Field(
+        default=FROM_CONFIG, title="Deploy target", json_schema_extra=_target_choices,
+        description="Where an approved candidate is deployed: one of heartgate's deploy targets (local: the embedded default); config: the config's deploy.target.",
     )  # fmt: skip
     overrides: dict[str, Any] = Field(
         default_factory=dict, title="Other config values",
@@ -47,6 +56,14 @@ class RunParameters(BaseModel):
             "The fields above win over these."
         ),
     )  # fmt: skip
+
+    @field_validator("target")
+    @classmethod
+    def _a_registered_target(cls, target: str) -> str:
+        try:
+            return target if target == FROM_CONFIG else require_target_name(target)
+        except ConfigError as unknown:
+            raise ValueError(str(unknown)) from None
 
     def config_overrides(self) -> dict[str, Any]:
         """Dotted config keys: `overrides`, then every field that was changed from its default."""

@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from heartgate.serving.lambda_package import (
+from heartgate.serving.targets.aws.package import (
     RUNTIME_PACKAGES,
     WheelHashMismatch,
     build_lambda_package,

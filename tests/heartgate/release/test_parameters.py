@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from heartgate.core.config import load_config, nest
-from heartgate.core.parameters import RunParameters
+from heartgate.release.parameters import RunParameters
 
 
 def test_untouched_choices_keep_the_config():

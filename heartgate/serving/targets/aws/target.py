@@ -1,4 +1,5 @@
 """The AWS target: Lambda behind an API Gateway v2 HTTP API (Terraform root `envs/aws`), blue/green.
+Its config section is `deploy.aws` (`AwsSettings`); the zip it deploys is built by `package.py`.
 
 1. Apply with the new zip package and `live_version` unchanged: Lambda publishes a new version;
    API Gateway still invokes the `live` alias, so users keep getting the old version.
@@ -18,20 +19,21 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from heartgate.adapters.dependencies import Dependency, s3_dependency
 from heartgate.adapters.locks import locks_are_shared
-from heartgate.adapters.secrets import API_KEY, api_key_required, bearer_header
+from heartgate.adapters.secrets import API_KEY, aws_credentials, bearer_header
 from heartgate.adapters.state import StatePaths
 from heartgate.adapters.terraform import Terraform, terraform_running
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.contracts import BentoBuild, Deployment, ServingState
 from heartgate.core.errors import ConfigError, HeartgateError
-from heartgate.serving.bento import build_bento
-from heartgate.serving.lambda_package import (
+from heartgate.serving.targets.aws.package import (
     HANDLER_MODULE,
     LambdaPackage,
     build_lambda_package,
@@ -39,7 +41,7 @@ from heartgate.serving.lambda_package import (
 )
 from heartgate.serving.served_model import BENTO_NAME
 from heartgate.serving.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
-from heartgate.serving.targets.base import DeployFailed, DeployTarget, RollbackError, model_dir
+from heartgate.serving.targets.base import DeployFailed, DeployTarget, RollbackError, TargetSettings, model_dir
 
 # Runs the packaged handler in a clean interpreter whose only packages are the zip's.
 _INVOKE = """
@@ -52,6 +54,33 @@ print(json.dumps(handler(json.loads(sys.stdin.read()))))
 
 REGISTRY_VERSION_VARIABLE = "HEARTGATE_REGISTRY_VERSION"
 API_KEY_SECRET_VARIABLE = "HEARTGATE_API_KEY_SECRET"  # the function reads its key from this secret (service/lambda_handler.py)
+
+
+class AwsSettings(TargetSettings):
+    """`deploy.aws`: the AWS Lambda target. Credentials come from the standard AWS chain, never from here."""
+
+    region: str = "us-east-1"
+    function_name: str = "heartgate"
+    state_bucket: str = Field(default="heartgate-terraform-state", description="S3 bucket of the Terraform state (it must exist).")
+    state_key: str = "heartgate/aws/terraform.tfstate"
+    package_bucket: str | None = Field(
+        default=None,
+        description="S3 bucket for the Lambda zip packages, named by sha256 (default: state_bucket): every machine deploys from S3.",
+    )
+    s3_path_style: bool = Field(default=False, description="Path-style S3 URLs for the state (S3 emulators such as moto).")
+    artifact: Literal["zip", "image"] = Field(default="zip", description="zip needs no Docker; image needs a Docker engine.")
+    api_key_secret: str = Field(
+        default="heartgate/api-key",
+        description="Secrets Manager secret (name or ARN) whose value is the API key (serve.api_key): the function "
+        "reads it at cold start, heartgate reads it for the smoke test; neither writes it down.",
+    )
+    smoke: Literal["handler", "http"] = Field(
+        default="handler",
+        description=(
+            "handler: run the deployed package's handler (code sha256 checked against AWS) with API Gateway v2 events, "
+            "for emulators that cannot run Lambda code; http: call the deployed endpoint (real AWS)."
+        ),
+    )
 
 
 class UploadedPackage(BaseModel):
@@ -134,16 +163,26 @@ class AwsLambdaTarget(DeployTarget):
 
     name = "aws"
     record_type = LambdaDeployment
+    settings_type = AwsSettings
+    settings: AwsSettings
+
+    @classmethod
+    def worker_credentials(cls, environ: Mapping[str, str]) -> dict[str, str]:
+        return aws_credentials(environ)  # the worker applies Terraform and calls Lambda, S3 and Secrets Manager
+
+    def dependencies(self, s3_endpoint: str | None) -> list[Dependency]:
+        bucket = f"s3://{self.settings.state_bucket}"
+        return [s3_dependency("the Terraform state bucket", bucket, self.settings.region, s3_endpoint)]
 
     def backend_config(self) -> dict[str, str]:
-        aws = self.config.deploy.aws
+        aws = self.settings
         backend = {"bucket": aws.state_bucket, "key": aws.state_key, "region": aws.region, "use_lockfile": "true"}
         return backend | ({"use_path_style": "true"} if aws.s3_path_style else {})
 
     def _lambda(self) -> Any:  # noqa: ANN401 - a boto3 client
         import boto3
 
-        return boto3.client("lambda", region_name=self.config.deploy.aws.region)
+        return boto3.client("lambda", region_name=self.settings.region)
 
     def require_api_key(self) -> None:
         self._api_key_secret_arn()
@@ -151,14 +190,14 @@ class AwsLambdaTarget(DeployTarget):
     def _api_key_secret_arn(self) -> str:
         """The ARN of the secret holding the API key ("" when serve.api_key turns it off); one
         line when it does not exist. heartgate never creates it: the team owns the key."""
-        if not api_key_required(self.config.serve.api_key, self.name):
+        if not self.api_key_required():
             return ""
         import boto3
         from botocore.exceptions import ClientError
 
-        secret = self.config.deploy.aws.api_key_secret
+        secret = self.settings.api_key_secret
         try:
-            return boto3.client("secretsmanager", region_name=self.config.deploy.aws.region).describe_secret(SecretId=secret)["ARN"]
+            return boto3.client("secretsmanager", region_name=self.settings.region).describe_secret(SecretId=secret)["ARN"]
         except ClientError as error:
             raise ConfigError(
                 f"serve.api_key is required on the aws target but the secret {secret!r} cannot be read "
@@ -171,14 +210,14 @@ class AwsLambdaTarget(DeployTarget):
             return None
         import boto3
 
-        return boto3.client("secretsmanager", region_name=self.config.deploy.aws.region).get_secret_value(SecretId=secret_arn)["SecretString"]
+        return boto3.client("secretsmanager", region_name=self.settings.region).get_secret_value(SecretId=secret_arn)["SecretString"]
 
     def variables(self, built: BentoBuild, package: UploadedPackage, live_version: str | None, previous_live_version: str | None) -> dict[str, Any]:
         secret_arn = self._api_key_secret_arn()
         key_source = {API_KEY_SECRET_VARIABLE: secret_arn} if secret_arn else {}
         return {
-            "region": self.config.deploy.aws.region,
-            "name": self.config.deploy.aws.function_name,
+            "region": self.settings.region,
+            "name": self.settings.function_name,
             "package_s3_bucket": package.bucket,
             "package_s3_key": package.key,
             "package_sha256": package.built.sha256_base64,
@@ -193,13 +232,13 @@ class AwsLambdaTarget(DeployTarget):
     def package(self, built: BentoBuild) -> UploadedPackage:
         import boto3
 
-        if self.config.deploy.aws.artifact == "image":
+        if self.settings.artifact == "image":
             require_docker_engine()
         paths = StatePaths(self.config.state_root)
         wheels = fetch_runtime_wheels(paths.downloads / "lambda-wheels")
         package = build_lambda_package(model_dir(built.model_tag), wheels, self.deploy_dir / "packages" / f"heartgate-v{built.registry_version}.zip")
         self.log(f"Lambda zip package: {package.size_bytes / 2**20:.1f} MiB, {package.unzipped_bytes / 2**20:.1f} MiB unzipped (limit 250 MiB)")
-        aws = self.config.deploy.aws
+        aws = self.settings
         uploaded = UploadedPackage(built=package, bucket=aws.package_bucket or aws.state_bucket, key=f"heartgate/packages/{package.sha256_hex}.zip")
         boto3.client("s3", region_name=aws.region).upload_file(str(package.path), uploaded.bucket, uploaded.key)
         self.log(f"uploaded to s3://{uploaded.bucket}/{uploaded.key}")
@@ -242,7 +281,7 @@ class AwsLambdaTarget(DeployTarget):
         environment = dict((function.get("Environment") or {}).get("Variables") or {})
         key = self._api_key(environment.pop(API_KEY_SECRET_VARIABLE, ""))
         headers = bearer_header(key)
-        if self.config.deploy.aws.smoke == "http":
+        if self.settings.smoke == "http":
             status, answer = post_json(f"{str(outputs['url']).rstrip('/')}/predict", payload, headers)
         else:
             # The function reads the key from the secret at cold start; the handler run here gets it
@@ -271,14 +310,15 @@ class AwsLambdaTarget(DeployTarget):
 
     def _serves(self, function_version: str) -> str:
         """The registry version a published function version serves (from its own environment)."""
-        function = self._lambda().get_function_configuration(FunctionName=self.config.deploy.aws.function_name, Qualifier=function_version)
+        function = self._lambda().get_function_configuration(FunctionName=self.settings.function_name, Qualifier=function_version)
         return ((function.get("Environment") or {}).get("Variables") or {}).get(REGISTRY_VERSION_VARIABLE, "unknown")
 
     def record(self, deployment: Deployment) -> None:
         """Nothing to write: the Terraform remote state is the record."""
 
-    def roll_back(self, version: str) -> Deployment:
-        """Move `live` back to the function version before the current one, if it serves `version`."""
+    def roll_back(self, built: BentoBuild) -> Deployment:
+        """Move `live` back to the function version before the current one, if it serves `built`."""
+        version = built.registry_version
         terraform = self.terraform()
         self.release_stale_lock(terraform)
         current = self.current(terraform)
@@ -292,7 +332,7 @@ class AwsLambdaTarget(DeployTarget):
         rolled = self.current(terraform)
         self.log(f"`live` -> function version {rolled.live_version} (registry version {rolled.registry_version})")
         try:
-            return self.verify(build_bento(self.config, version))  # smoke-tested, like every deploy
+            return self.verify(built)  # smoke-tested, like every deploy
         except HeartgateError as failure:
             raise DeployFailed(f"rollback to registry version {version} on aws failed: {failure}") from failure
 
@@ -305,7 +345,7 @@ class AwsLambdaTarget(DeployTarget):
         return removed
 
     def placeholder_variables(self) -> dict[str, Any]:
-        aws = self.config.deploy.aws
+        aws = self.settings
         return {"region": aws.region, "name": aws.function_name, "package_s3_bucket": aws.package_bucket or aws.state_bucket,
                 "package_s3_key": "none", "package_sha256": "", "live_version": None, "previous_live_version": None,
                 "environment": {}, "api_key_secret_arn": "", "function_tags": {}}  # fmt: skip
@@ -346,7 +386,7 @@ class AwsLambdaTarget(DeployTarget):
         import boto3
         from botocore.exceptions import ClientError
 
-        aws = self.config.deploy.aws
+        aws = self.settings
         try:
             body = boto3.client("s3", region_name=aws.region).get_object(Bucket=aws.state_bucket, Key=f"{aws.state_key}.tflock")["Body"].read()
         except ClientError as exc:
