@@ -21,7 +21,7 @@ DURATIONS ?= 15
 UNIT := -m "not integration and not slow" -n $(TEST_WORKERS) --durations=$(DURATIONS)
 INTEGRATION := -m "integration or slow" -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=$(DURATIONS)
 
-.PHONY: help venv run up down test test-unit benchmark lock clean flow-image
+.PHONY: help venv run up down lint test test-unit benchmark lock clean flow-image
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,7 +42,11 @@ up: $(STAMP) ## Start the embedded stack: Prefect UI at 127.0.0.1:4200 (Run trai
 down: $(STAMP) ## Stop the embedded stack
 	$(BIN)/heartgate down
 
-test: $(STAMP) ## Run every test: fast unit tests first, then integration (real DVC, MLflow, Prefect, Terraform, moto)
+lint: $(STAMP) ## ruff: lint and format check (pyproject.toml's [tool.ruff]; `ruff format .` fixes the format)
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
+
+test: lint ## Run the linter, then every test: fast unit tests first, then integration (real DVC, MLflow, Prefect, Terraform, moto)
 	$(BIN)/python -m pytest $(UNIT) $(PYTEST_ARGS)
 	$(BIN)/python -m pytest $(INTEGRATION) $(PYTEST_ARGS)
 

@@ -47,8 +47,10 @@ def main() -> None:
             print(f"run {run + 1}: cold cache {cold[-1]:.1f} s, warm cache {warm[-1]:.1f} s", flush=True)
         packages = sum(1 for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line and not line.startswith("#"))
         size = sum(f.stat().st_size for f in (scratch / "warm-0").rglob("*") if f.is_file() and not f.is_symlink())
-        print(f"make venv, {packages} packages ({size / 2**30:.1f} GiB installed), median of {args.runs}: "
-              f"cold cache {statistics.median(cold):.1f} s, warm cache {statistics.median(warm):.1f} s")  # fmt: skip
+        print(
+            f"make venv, {packages} packages ({size / 2**30:.1f} GiB installed), median of {args.runs}: "
+            f"cold cache {statistics.median(cold):.1f} s, warm cache {statistics.median(warm):.1f} s"
+        )
     finally:
         if args.keep:
             print(f"kept {scratch}")

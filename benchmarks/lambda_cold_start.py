@@ -37,8 +37,9 @@ print(time.perf_counter() - started)
 def cold_starts(directory: Path, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
-        result = subprocess.run([sys.executable, "-I", "-c", FIRST_CALL, str(directory)], env={"PATH": "/usr/bin:/bin"},
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-I", "-c", FIRST_CALL, str(directory)], env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120
+        )
         if result.returncode != 0:
             raise SystemExit(f"benchmark: error: the handler failed: {result.stderr.strip().splitlines()[-1]}")
         times.append(float(result.stdout) * 1000)
@@ -58,8 +59,16 @@ def main() -> None:
                 archive.extract(info, directory)
             size = sum(info.file_size for info in names) / 2**20
             times = cold_starts(directory, args.runs)
-            print(json.dumps({"package": label, "unzipped_mib": round(size, 1), "cold_start_ms_median": round(statistics.median(times)),
-                              "cold_start_ms_max": round(max(times))}))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "package": label,
+                        "unzipped_mib": round(size, 1),
+                        "cold_start_ms_median": round(statistics.median(times)),
+                        "cold_start_ms_max": round(max(times)),
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,15 @@ from pathlib import Path
 from heartgate.adapters.state import StatePaths, runtime_environment
 
 STEPS = (
-    "pull-data", "split-data", "train", "evaluate-and-pick-threshold", "register",
-    "promotion-gate", "record-approval", "promote",
-)  # fmt: skip
+    "pull-data",
+    "split-data",
+    "train",
+    "evaluate-and-pick-threshold",
+    "register",
+    "promotion-gate",
+    "record-approval",
+    "promote",
+)
 
 
 def free_port() -> int:
@@ -41,8 +47,10 @@ def free_port() -> int:
 def start_prefect_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -61,16 +69,9 @@ def task_durations(flow_run_name_seen: set[str]) -> tuple[str, float, dict[str, 
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
-        flow_run = next(
-            run for run in client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=10)
-            if run.name not in flow_run_name_seen
-        )  # fmt: skip
+        flow_run = next(run for run in client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=10) if run.name not in flow_run_name_seen)
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
-    per_task = {
-        task.name.rsplit("-", 1)[0]: (task.end_time - task.start_time).total_seconds()
-        for task in tasks
-        if task.start_time and task.end_time
-    }
+    per_task = {task.name.rsplit("-", 1)[0]: (task.end_time - task.start_time).total_seconds() for task in tasks if task.start_time and task.end_time}
     return flow_run.name, (flow_run.end_time - flow_run.start_time).total_seconds(), per_task
 
 
@@ -96,16 +97,21 @@ def main() -> None:
             started = time.perf_counter()
             result = subprocess.run(
                 [sys.executable, "-m", "heartgate.cli", "run", "--auto-approve", "--state-dir", str(state)],
-                env=env, capture_output=True, text=True,
-            )  # fmt: skip
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             wall = time.perf_counter() - started
             if result.returncode != 0:
                 raise SystemExit(f"benchmark: error: run {index + 1} failed: {result.stderr.strip().splitlines()[-1]}")
             name, flow_seconds, per_task = task_durations(seen)
             seen.add(name)
             rows.append({**per_task, "flow": flow_seconds, "process": wall})
-            print(f"run {index + 1} ({'cold' if index == 0 else 'warm'}): process {wall:.1f}s, flow {flow_seconds:.1f}s, "
-                  + ", ".join(f"{step} {per_task[step]:.2f}s" for step in STEPS if step in per_task), flush=True)  # fmt: skip
+            print(
+                f"run {index + 1} ({'cold' if index == 0 else 'warm'}): process {wall:.1f}s, flow {flow_seconds:.1f}s, "
+                + ", ".join(f"{step} {per_task[step]:.2f}s" for step in STEPS if step in per_task),
+                flush=True,
+            )
     finally:
         subprocess.run([sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)], env=env, capture_output=True)
         server.terminate()
@@ -113,6 +119,10 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(state, ignore_errors=True)
 
+    print_medians(rows)
+
+
+def print_medians(rows: list[dict[str, float]]) -> None:
     print(f"\nmedian of {len(rows)} runs (2 cores); steps a run skipped count only where they ran:")
     rows = [row | {"up to register": sum(row[step] for step in STEPS[:5])} for row in rows]
     labels = {

@@ -72,8 +72,8 @@ def wait_ready(url: str, timeout: float = 120) -> None:
 
 def ab(port: int, body_file: Path, requests: int, scratch: Path) -> Measured:
     percentiles = scratch / "percentiles.csv"
-    command = ["ab", "-q", "-k", "-c", str(CONCURRENCY), "-n", str(requests), "-s", "30", "-T", "application/json",
-               "-p", str(body_file), "-e", str(percentiles), f"http://127.0.0.1:{port}/predict"]  # fmt: skip
+    load = ["-q", "-k", "-s", "30", "-c", str(CONCURRENCY), "-n", str(requests)]
+    command = ["ab", *load, "-T", "application/json", "-p", str(body_file), "-e", str(percentiles), f"http://127.0.0.1:{port}/predict"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     out = result.stdout
     failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1)) if "Failed requests" in out else -1
@@ -92,8 +92,11 @@ def measure(name: str, port: int, bodies: dict[int, Path], requests: int, scratc
         ab(port, body_file, min(200, requests), scratch)  # warm-up
         result = results[batch] = ab(port, body_file, requests, scratch)
         check = "" if abs(result.clients_seen - CONCURRENCY) <= 1.5 else f"  (INCONSISTENT: {result.clients_seen:.1f} busy clients)"
-        print(f"  {name:<34} batch {batch:>2}: {result.rps:8.1f} req/s  {result.rps * batch:9.0f} beats/s  "
-              f"p50 {result.p50:6.2f} ms  p99 {result.p99:6.2f} ms{check}", flush=True)  # fmt: skip
+        print(
+            f"  {name:<34} batch {batch:>2}: {result.rps:8.1f} req/s  {result.rps * batch:9.0f} beats/s  "
+            f"p50 {result.p50:6.2f} ms  p99 {result.p99:6.2f} ms{check}",
+            flush=True,
+        )
     return results
 
 
@@ -138,8 +141,7 @@ def main() -> None:
     servers: list[subprocess.Popen] = []
     try:
         print("training and deploying a model (heartgate run --auto-approve) ...", flush=True)
-        run = subprocess.run([*cli, "run", "--auto-approve", "--state-dir", str(state), "--set", f"serve.port={port}"],
-                             env=env, capture_output=True, text=True)  # fmt: skip
+        run = subprocess.run([*cli, "run", "--auto-approve", "--state-dir", str(state), "--set", f"serve.port={port}"], env=env, capture_output=True, text=True)
         if run.returncode != 0:
             raise SystemExit(f"benchmark: error: {run.stderr.strip().splitlines()[-1]}")
         metadata = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata").read())
@@ -160,9 +162,11 @@ def main() -> None:
         measure_levers(f"heartgate:v{metadata['model_version']}", served_env, bodies, args.requests, state)
         seed_port = free_port()
         seed_env = served_env | {
-            "SEED_TRACKING_URI": paths.mlflow_tracking_uri, "SEED_MODEL_URI": f"models:/{MODEL}/{metadata['model_version']}",
-            "SEED_THRESHOLD": str(metadata["threshold"]), "CUDA_VISIBLE_DEVICES": "",
-        }  # fmt: skip
+            "SEED_TRACKING_URI": paths.mlflow_tracking_uri,
+            "SEED_MODEL_URI": f"models:/{MODEL}/{metadata['model_version']}",
+            "SEED_THRESHOLD": str(metadata["threshold"]),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
         servers.append(start([BENTOML, "serve", "benchmarks.seed_service:SeedStyle", "--host", "127.0.0.1", "--port", str(seed_port)], seed_env, seed_port))
         results["seed"] = measure("seed-style (BentoML + Keras)", seed_port, bodies, args.seed_requests, state)
         report(results)
@@ -180,8 +184,10 @@ def report(results: dict[str, dict[int, Measured]]) -> None:
         for batch, m in measured.items():
             print(f"| {name} | {batch} | {m.rps:,.0f} | {m.rps * batch:,.0f} | {m.p50:.2f} | {m.p99:.2f} |")
     speedup = ours[1].rps / seed[1].rps
-    print(f"\nbatch 1: {speedup:.0f}x the seed-style service, p99 {ours[1].p99:.2f} ms "
-          f"(goal >= 90x, p99 <= 10 ms: {'met' if speedup >= 90 and ours[1].p99 <= 10 else 'NOT met'})")  # fmt: skip
+    print(
+        f"\nbatch 1: {speedup:.0f}x the seed-style service, p99 {ours[1].p99:.2f} ms "
+        f"(goal >= 90x, p99 <= 10 ms: {'met' if speedup >= 90 and ours[1].p99 <= 10 else 'NOT met'})"
+    )
     beats = ours[64].rps * 64
     print(f"batch 64: {beats:,.0f} beats/s (goal >= 100,000: {'met' if beats >= 100_000 else 'NOT met'})")
 

@@ -9,9 +9,9 @@ from heartgate.adapters.runs import claim
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.contracts import RunSummary
 from heartgate.core.lineage import Lineage
-from heartgate.release.parameters import RunParameters
 from heartgate.release.approval import auto_approved, request_approval, timed_out_error
 from heartgate.release.outcome import final_state
+from heartgate.release.parameters import RunParameters
 from heartgate.release.prepare import prepare_run
 from heartgate.release.promotion import label
 from heartgate.serving.targets import target_for
@@ -79,9 +79,18 @@ def train_and_deploy_steps(choices: RunParameters, profile: str, config_file: st
             deployment = terraform_apply(config, bento)
 
     summary = RunSummary(
-        reconciled=reconciled, data=data, split=split, lineage=lineage, trained=trained, evaluation=evaluation,
-        candidate=candidate, gate=decision, approval=approval, promotion=promotion, deployment=deployment,
-    )  # fmt: skip
+        reconciled=reconciled,
+        data=data,
+        split=split,
+        lineage=lineage,
+        trained=trained,
+        evaluation=evaluation,
+        candidate=candidate,
+        gate=decision,
+        approval=approval,
+        promotion=promotion,
+        deployment=deployment,
+    )
     for line in summary.lines():
         logger.info(line)
     return summary

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from heartgate.adapters.state import StatePaths, open_state_dir
@@ -38,9 +38,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="configs/PROFILE.yaml layered over configs/default.yaml (e.g. server)")
     parser.add_argument("--config", metavar="FILE", help="YAML file layered over configs/default.yaml (and the profile)")
     parser.add_argument(
-        "--set", metavar="KEY=VALUE", action="append", default=[], dest="assignments",
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="assignments",
         help="override one config value, e.g. --set train.epochs=20 (repeatable)",
-    )  # fmt: skip
+    )
     parser.add_argument("--state-dir", help="where all embedded state lives (default .heartgate)")
     parser.add_argument("--tracking-uri", help="MLflow tracking server (default: SQLite in the state dir)")
     parser.add_argument("--target", choices=target_names(), help="deploy target (default: deploy.target, local)")
@@ -65,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run train-and-deploy now, in this process")
     run.add_argument(
-        "--auto-approve", action="store_true",
+        "--auto-approve",
+        action="store_true",
         help="approve a candidate that passes the gate without asking (demos, CI); recorded as reviewer 'auto'",
-    )  # fmt: skip
+    )
     _common(run)
 
     for verb, meaning in (("approve", "promote"), ("reject", "not promote")):
@@ -84,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     bento.add_argument("version", help="registry version number")
     _common(bento)
 
-    history = commands.add_parser("history", help="the promotion ledger: per version, what was decided, by whom, why, the gate's figures, where it was deployed")
+    history = commands.add_parser(
+        "history", help="the promotion ledger: per version, what was decided, by whom, why, the gate's figures, where it was deployed"
+    )
     history.add_argument("--limit", type=int, default=None, help="only the newest N versions")
     history.add_argument("--json", action="store_true", help="one JSON object per version, for scripts")
     _common(history)
@@ -108,7 +115,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def prefect_session():
+def prefect_session() -> Iterator[None]:
     """Prefect's temporary server (used when no PREFECT_API_URL is set) stops at interpreter exit
     and logs as it goes; stopping it here keeps heartgate's own last line last."""
     try:
@@ -135,8 +142,8 @@ def _end_prefect_session() -> None:
 def command_run(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from prefect.flows import load_flow_from_entrypoint
 
-    from heartgate.release.parameters import RunParameters
     from heartgate.release.approval import auto_approve_in_this_process
+    from heartgate.release.parameters import RunParameters
 
     train_and_deploy = load_flow_from_entrypoint(FLOW_ENTRYPOINT)
     demo = auto_approve_in_this_process() if args.auto_approve else contextlib.nullcontext()

@@ -16,6 +16,7 @@ again through `<state>/stack/<name>.pid`, so `heartgate down` works from any lat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -36,6 +37,9 @@ from heartgate.core.config import ENV_NESTING, ENV_PREFIX, PROJECT_ROOT, Heartga
 from heartgate.core.errors import HeartgateError
 from heartgate.release.notify import ensure_approval_notification
 from heartgate.serving.targets import worker_credentials
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from prefect.client.orchestration import SyncPrefectClient
 
 START_TIMEOUT_S = 120
 RESULTS_BLOCK = "heartgate-results"
@@ -92,9 +96,14 @@ def _spawn(config: HeartgateConfig, name: str, command: list[str], env: dict[str
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / f"{name}.log").open("ab") as log:
         process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # survives this command; `heartgate down` stops it
-        )  # fmt: skip
+        )
     (directory / f"{name}.pid").write_text(str(process.pid))
 
 
@@ -159,10 +168,8 @@ def ensure_work_pool(config: HeartgateConfig, env: Mapping[str, str]) -> str:
     settings = {PREFECT_API_URL: env["PREFECT_API_URL"], PREFECT_API_AUTH_STRING: env.get(secrets.PREFECT_AUTH)}
     with temporary_settings(updates=settings):
         with get_client(sync_client=True) as client:
-            try:
+            with contextlib.suppress(ObjectAlreadyExists):
                 client.create_work_pool(WorkPoolCreate(name=config.stack.work_pool, type="process"))
-            except ObjectAlreadyExists:
-                pass
             ensure_crash_detection(client)
             ensure_approval_notification(client, config)
         block.save(RESULTS_BLOCK, overwrite=True)
@@ -176,7 +183,7 @@ HEARTBEAT_S = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY of deployment runs (prefec
 QUIET_OR_FINAL = ("Completed", "Failed", "Cancelled", "Crashed", "Paused", "Suspended")
 
 
-def ensure_crash_detection(client: Any) -> None:  # noqa: ANN401 - prefect's SyncPrefectClient
+def ensure_crash_detection(client: SyncPrefectClient) -> None:
     """The server's own zombie detection (Prefect's recipe): a run whose heartbeat stops for three
     periods, its worker or machine gone with it, is set CRASHED. It covers every host; heartgate's
     own check (heartgate.adapters.runs) covers a run in a terminal, which has no worker."""
@@ -191,10 +198,14 @@ def ensure_crash_detection(client: Any) -> None:  # noqa: ANN401 - prefect's Syn
         return
     heartbeat = "prefect.flow-run.heartbeat"
     trigger = EventTrigger(
-        after={heartbeat}, expect={heartbeat, *(f"prefect.flow-run.{state}" for state in QUIET_OR_FINAL)},
-        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}), for_each={"prefect.resource.id"},
-        posture=Posture.Proactive, threshold=1, within=timedelta(seconds=3 * HEARTBEAT_S),
-    )  # fmt: skip
+        after={heartbeat},
+        expect={heartbeat, *(f"prefect.flow-run.{state}" for state in QUIET_OR_FINAL)},
+        match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+        for_each={"prefect.resource.id"},
+        posture=Posture.Proactive,
+        threshold=1,
+        within=timedelta(seconds=3 * HEARTBEAT_S),
+    )
     message = f"no heartbeat for {3 * HEARTBEAT_S}s: its process, worker or machine is gone"
     client.create_automation(AutomationCore(name=CRASH_AUTOMATION, trigger=trigger, actions=[ChangeFlowRunState(state=StateType.CRASHED, message=message)]))
 
@@ -236,8 +247,12 @@ def deploy(config: HeartgateConfig, env: dict[str, str]) -> None:
     """`prefect deploy --all`, exactly as a user would run it."""
     result = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file(config))],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
         raise StackError(f"prefect deploy failed: {lines[-1] if lines else 'no output'}")
@@ -263,8 +278,7 @@ def _up_embedded(config: HeartgateConfig, overrides: Mapping[str, Any] | None, c
     stack_urls = urls(config)
     env = service_environment(config, overrides)
     python = sys.executable
-    _spawn(config, "prefect-server", [python, "-m", "prefect", "server", "start",
-           "--host", config.stack.host, "--port", str(config.stack.prefect_port)], env)  # fmt: skip
+    _spawn(config, "prefect-server", [python, "-m", "prefect", "server", "start", "--host", config.stack.host, "--port", str(config.stack.prefect_port)], env)
     _wait_healthy(config, "prefect-server", f"{stack_urls.prefect_api}/health")
 
     results_block = ensure_work_pool(config, env)
@@ -274,10 +288,9 @@ def _up_embedded(config: HeartgateConfig, overrides: Mapping[str, Any] | None, c
 
     if stack_urls.mlflow_ui:
         paths = StatePaths(config.state_root)
-        _spawn(config, "mlflow", [python, "-m", "mlflow", "server",
-               "--backend-store-uri", paths.mlflow_tracking_uri,
-               "--default-artifact-root", paths.mlflow_artifacts.as_uri(),
-               "--host", config.stack.host, "--port", str(config.stack.mlflow_port), "--workers", "1"], env | MLFLOW_SERVER_ENVIRONMENT)  # fmt: skip
+        store = ["--backend-store-uri", paths.mlflow_tracking_uri, "--default-artifact-root", paths.mlflow_artifacts.as_uri()]
+        listen = ["--host", config.stack.host, "--port", str(config.stack.mlflow_port), "--workers", "1"]
+        _spawn(config, "mlflow", [python, "-m", "mlflow", "server", *store, *listen], env | MLFLOW_SERVER_ENVIRONMENT)
         _wait_healthy(config, "mlflow", f"{stack_urls.mlflow_ui}/health")
     return stack_urls
 
@@ -299,8 +312,12 @@ def _up_server(config: HeartgateConfig, config_file: str | None) -> StackUrls:
 
     base = prefect_client_environment(config, config.state_root)
     database = {"PREFECT_API_DATABASE_CONNECTION_URL": postgres.url("prefect", "postgresql+asyncpg")}
-    _spawn(config, "prefect-server", [python, "-m", "prefect", "server", "start",
-           "--host", stack.host, "--port", str(stack.prefect_port)], base | credentials.prefect_server() | database)  # fmt: skip
+    _spawn(
+        config,
+        "prefect-server",
+        [python, "-m", "prefect", "server", "start", "--host", stack.host, "--port", str(stack.prefect_port)],
+        base | credentials.prefect_server() | database,
+    )
     _start_mlflow_server(config, postgres, base | credentials.mlflow_server())
     _wait_healthy(config, "prefect-server", f"{stack_urls.prefect_api}/health")
 
@@ -309,8 +326,7 @@ def _up_server(config: HeartgateConfig, config_file: str | None) -> StackUrls:
     deploy(config, client_env | deploy_variables(config, results_block, config_file))
     for index in range(stack.workers):
         worker_env = prefect_client_environment(config, config.state_root / "workers" / str(index)) | credentials.worker()
-        _spawn(config, f"worker-{index}", [python, "-m", "prefect", "worker", "start", "--pool", stack.work_pool,
-               "--name", f"heartgate-{index}"], worker_env)  # fmt: skip
+        _spawn(config, f"worker-{index}", [python, "-m", "prefect", "worker", "start", "--pool", stack.work_pool, "--name", f"heartgate-{index}"], worker_env)
     _wait_healthy(config, "mlflow", f"{stack_urls.mlflow_ui}/health")
     return stack_urls
 
@@ -335,9 +351,9 @@ def _start_mlflow_server(config: HeartgateConfig, postgres: PostgresServer, env:
     env = env | MLFLOW_SERVER_ENVIRONMENT | {"MLFLOW_AUTH_CONFIG_PATH": str(_mlflow_auth_config(config, postgres.url("mlflow_auth")))}
     if env.get("AWS_ENDPOINT_URL"):  # an S3 emulator: boto3 finds it, MLflow's artifact repository asks for its own
         env["MLFLOW_S3_ENDPOINT_URL"] = env["AWS_ENDPOINT_URL"]
-    _spawn(config, "mlflow", [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-           "--backend-store-uri", postgres.url("mlflow"), "--artifacts-destination", config.stack.artifacts_destination,
-           "--host", config.stack.host, "--port", str(config.stack.mlflow_port), "--workers", "1"], env)  # fmt: skip
+    store = ["--backend-store-uri", postgres.url("mlflow"), "--artifacts-destination", config.stack.artifacts_destination]
+    listen = ["--host", config.stack.host, "--port", str(config.stack.mlflow_port), "--workers", "1"]
+    _spawn(config, "mlflow", [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth", *store, *listen], env)
 
 
 def stop_service(config: HeartgateConfig, name: str) -> bool:

@@ -19,7 +19,9 @@ from heartgate.core.ecg import SAMPLES_PER_BEAT
 from service.schema import MAX_ABS_SAMPLE
 
 # A synthetic beat (not ECG5000 data) for the examples: one smooth period of 140 z-scores.
-EXAMPLE_BEAT = [round(2 * math.sin(2 * math.pi * i / SAMPLES_PER_BEAT) - 0.5 * math.cos(6 * math.pi * i / SAMPLES_PER_BEAT), 4) for i in range(SAMPLES_PER_BEAT)]
+EXAMPLE_BEAT = [
+    round(2 * math.sin(2 * math.pi * i / SAMPLES_PER_BEAT) - 0.5 * math.cos(6 * math.pi * i / SAMPLES_PER_BEAT), 4) for i in range(SAMPLES_PER_BEAT)
+]
 
 # Strict: a JSON number only (not true, not "0.5"), as service.schema checks.
 Sample = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_ABS_SAMPLE, le=MAX_ABS_SAMPLE)]
@@ -73,4 +75,3 @@ class ModelMetadata(BaseModel):
 
 class ApiError(BaseModel):
     error: str = Field(description="What is wrong with the request, in one line.")
-

@@ -58,11 +58,11 @@ def _api_key() -> str | None:
     return boto3.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
 
 
-def _response(status: int, payload: Any) -> dict[str, Any]:
+def _response(status: int, payload: object) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"content-type": JSON_CONTENT_TYPE}, "body": dumps(payload).decode()}
 
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     http = (event.get("requestContext") or {}).get("http") or {}
     route = (http.get("method", ""), event.get("rawPath", ""))
     served = _container()

@@ -69,7 +69,7 @@ def _reject_constant(token: str) -> float:
     raise RequestError(400, f"{token} is not allowed: every sample must be a finite number")
 
 
-def _load_json(body: bytes) -> Any:
+def _load_json(body: bytes) -> Any:  # noqa: ANN401 - any JSON value; the callers check its shape
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -173,7 +173,7 @@ def predictions(errors: np.ndarray, threshold: float) -> list[dict[str, Any]]:
     return [{"anomaly": error > threshold, "error": error} for error in errors.tolist()]
 
 
-def predict_response(errors: np.ndarray, threshold: float, model_version: str, bare: bool = False) -> Any:
+def predict_response(errors: np.ndarray, threshold: float, model_version: str, bare: bool = False) -> dict[str, Any] | list[bool]:
     """The /predict answer: the object, or for a bare-array request a bare array of booleans."""
     answered = predictions(errors, threshold)
     if bare:
@@ -185,5 +185,5 @@ def error_body(message: str) -> dict[str, str]:
     return {"error": message}
 
 
-def dumps(payload: Any) -> bytes:
+def dumps(payload: object) -> bytes:
     return orjson.dumps(payload)

@@ -21,6 +21,8 @@ def register(config: HeartgateConfig, lineage: Lineage, trained: TrainResult, ev
     run_url = mlflow_run_url(config, trained.experiment_id, trained.run_id)
     version_url = mlflow_version_url(config, registered.name, registered.version)
     create_link_artifact(run_url, link_text=f"MLflow run {trained.run_id}", key="mlflow-run", description="the training run: loss curve, metrics, plots")
-    create_link_artifact(version_url, link_text=f"{registered.name} version {registered.version}", key="mlflow-version", description="the registered version and its lineage")
+    create_link_artifact(
+        version_url, link_text=f"{registered.name} version {registered.version}", key="mlflow-version", description="the registered version and its lineage"
+    )
     get_run_logger().info(f"registered {registered.name} version {registered.version} as @{CANDIDATE_ALIAS}: {version_url}")
     return registered

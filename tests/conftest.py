@@ -127,16 +127,24 @@ def clean_environment(*prefixes: str, train_cache: bool = True) -> dict[str, str
 def local_flags(state: Path, port: int, reference_csv: Path) -> tuple[str, ...]:
     """A state dir serving on `port` with one server worker (these tests time nothing, and each worker
     is a process importing onnxruntime), reading the reference beats (no download)."""
-    return ("--state-dir", str(state), "--set", f"serve.port={port}", "--set", "serve.workers=1",
-            "--set", f"data.source={reference_csv}", "--set", "data.sha256=null")  # fmt: skip
+    settings = {"serve.port": port, "serve.workers": 1, "data.source": reference_csv, "data.sha256": "null"}
+    return ("--state-dir", str(state), *(arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")))
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by .ci/run; never a browser download
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
-def browser_context(playwright, *origins: str, **options):  # noqa: ANN001, ANN201 - playwright objects
+def browser_context(playwright, *origins: str, **options):
     """Headless Chromium whose pages may reach only `origins` (loopback servers); every other
     request is aborted. Returns (browser, context)."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -169,8 +177,10 @@ def moto_server():
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     wait_until_answering(f"{endpoint}/moto-api/", server, "moto server")
     yield endpoint
@@ -198,8 +208,9 @@ def undeploy_at_teardown():
     for state in states:
         subprocess.run(
             [sys.executable, "-m", "heartgate.cli", "undeploy", "--state-dir", str(state)],
-            capture_output=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            timeout=120,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +222,10 @@ def prefect_server(tmp_path_factory):
     env |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "TMPDIR": str(home)}
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=(home / "server.log").open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=(home / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     api = f"http://127.0.0.1:{port}/api"
     wait_until_answering(f"{api}/health", server, "Prefect server", timeout=120)
     yield api

@@ -63,8 +63,11 @@ def test_each_core_package_imports_only_the_packages_before_it(module):
 
 
 def test_every_core_module_is_in_a_package_or_on_top():
-    loose = [name for name, path in MODULES.items()
-             if name.startswith("heartgate.") and name.count(".") == 1 and path.name != "__init__.py" and name not in ("heartgate.cli", "heartgate.stack")]  # fmt: skip
+    loose = [
+        name
+        for name, path in MODULES.items()
+        if name.startswith("heartgate.") and name.count(".") == 1 and path.name != "__init__.py" and name not in ("heartgate.cli", "heartgate.stack")
+    ]
     assert loose == [], f"put these in one of {CORE_PACKAGES}"
 
 
@@ -74,9 +77,10 @@ def test_architecture_md_lists_every_module():
     items = re.split(r"\n(?=\S)", (PROJECT_ROOT / "docs" / "architecture.md").read_text())  # a list item and its indented lines
     lines = {item.split("`")[1]: item for item in items if item.startswith("- `") and item.split("`")[1].endswith("/")}
     unnamed = [
-        str(path.relative_to(PROJECT_ROOT)) for path in MODULES.values()
+        str(path.relative_to(PROJECT_ROOT))
+        for path in MODULES.values()
         if path.name != "__init__.py" and f"`{path.name}`" not in lines.get(f"{path.parent.relative_to(PROJECT_ROOT)}/", "")
-    ]  # fmt: skip
+    ]
     assert unnamed == [], f"docs/architecture.md does not name these on their folder's line: {unnamed}"
 
 
@@ -126,13 +130,14 @@ def sets_environment(tree: ast.AST) -> list[int]:
     """Lines that write os.environ: item assignment, update/setdefault/pop, os.putenv."""
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Subscript) and ast.unparse(t.value) == "os.environ" for t in node.targets
-        ):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) and ast.unparse(t.value) == "os.environ" for t in node.targets):
             lines.append(node.lineno)
         if isinstance(node, ast.Call) and ast.unparse(node.func) in (
-            "os.environ.update", "os.environ.setdefault", "os.environ.pop", "os.putenv",
-        ):  # fmt: skip
+            "os.environ.update",
+            "os.environ.setdefault",
+            "os.environ.pop",
+            "os.putenv",
+        ):
             lines.append(node.lineno)
     return lines
 
@@ -149,10 +154,7 @@ def test_only_entry_points_set_environment_variables(module):
 def test_task_modules_hold_only_tasks(module):
     tree = ast.parse(MODULES[module].read_text())
     top_level = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
-    not_tasks = [
-        node.name for node in top_level
-        if not any("task" in ast.unparse(decorator) for decorator in getattr(node, "decorator_list", []))
-    ]  # fmt: skip
+    not_tasks = [node.name for node in top_level if not any("task" in ast.unparse(decorator) for decorator in getattr(node, "decorator_list", []))]
     assert not_tasks == [], "tasks/ holds only thin @tasks; logic belongs in heartgate/"
 
 

@@ -17,12 +17,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from heartgate.adapters.state import StatePaths
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.errors import DataSourceError, DataValidationError
+
+if TYPE_CHECKING:  # DVC is imported where a repository is opened, not with this module
+    from dvc.repo import Repo
 from heartgate.core.quiet import quiet_logger
 
 REMOTE_NAME = "store"
@@ -73,7 +77,7 @@ class DvcStore:
         """Where DVC's local cache keeps the file with this md5."""
         return self.workspace / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
 
-    def _repo(self):
+    def _repo(self) -> Repo:
         from dvc.repo import Repo
 
         self.workspace.mkdir(parents=True, exist_ok=True)
@@ -103,13 +107,9 @@ class DvcStore:
             repo.close()
         return {name: TrackedFile(self.object_path(md5), md5, previous[name]) for name, md5 in md5s.items()}
 
-    def _write_add_push(self, repo, files: Mapping[str, bytes], md5s: Mapping[str, str]) -> None:  # noqa: ANN001
+    def _write_add_push(self, repo: Repo, files: Mapping[str, bytes], md5s: Mapping[str, str]) -> None:
         targets = {name: self.workspace / name for name in files}
-        changed = {
-            name: content
-            for name, content in files.items()
-            if read_md5(targets[name]) != md5s[name] or not self.object_path(md5s[name]).exists()
-        }
+        changed = {name: content for name, content in files.items() if read_md5(targets[name]) != md5s[name] or not self.object_path(md5s[name]).exists()}
         backups = {name: _snapshot(targets[name]) for name in changed}
         try:
             for name, content in changed.items():

@@ -63,10 +63,9 @@ def _prefect_slot(name: str, timeout_s: float) -> Iterator[None]:
     from prefect.concurrency.sync import concurrency
     from prefect.exceptions import ObjectAlreadyExists
 
-    with get_client(sync_client=True) as client:
-        # Prefect requires the limit to exist before slots are taken; absent, `concurrency` would not block.
-        with contextlib.suppress(ObjectAlreadyExists):
-            client.upsert_global_concurrency_limit_by_name(name, limit=1)
+    # Prefect requires the limit to exist before slots are taken; absent, `concurrency` would not block.
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.upsert_global_concurrency_limit_by_name(name, limit=1)
     try:
         with concurrency(name, occupy=1, strict=True, timeout_seconds=timeout_s, lease_duration=LEASE_S):
             yield

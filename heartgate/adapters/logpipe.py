@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from collections.abc import Iterable
 
 
 def rotate(path: Path, backups: int) -> None:
@@ -23,7 +27,7 @@ def rotate(path: Path, backups: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def copy_rotating(lines, path: Path, max_bytes: int, backups: int) -> None:  # noqa: ANN001 - a binary stream
+def copy_rotating(lines: Iterable[bytes], path: Path, max_bytes: int, backups: int) -> None:
     out = path.open("ab")
     size = out.tell()
     for line in lines:

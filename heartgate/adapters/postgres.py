@@ -109,9 +109,7 @@ class PostgresCluster(PostgresServer):
         return (self.data_dir / "postmaster.pid").exists() and self._ready()
 
     def _ready(self) -> bool:
-        result = subprocess.run(
-            [str(self.bin_dir / "pg_isready"), "-h", self.host, "-p", str(self.port), "-q"], capture_output=True, timeout=10
-        )
+        result = subprocess.run([str(self.bin_dir / "pg_isready"), "-h", self.host, "-p", str(self.port), "-q"], capture_output=True, timeout=10)
         return result.returncode == 0
 
     def start(self) -> None:

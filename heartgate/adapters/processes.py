@@ -4,6 +4,7 @@ process-group kill would miss them)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -67,18 +68,14 @@ def descendants(pid: int) -> list[int]:
 def stop_tree(pid: int, grace_s: float = 10) -> None:
     """TERM the process (a server stops its workers on TERM), then KILL whatever of it is left."""
     tree = descendants(pid)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + grace_s
     while is_running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     for leftover in [pid, *tree]:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(leftover, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def listeners(port: int) -> list[int]:

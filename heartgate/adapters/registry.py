@@ -14,13 +14,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heartgate.adapters.state import StatePaths
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import EvaluationResult, RegisteredVersion, RunOrigin, TrainResult
 from heartgate.core.errors import TrackingError
 from heartgate.core.lineage import Lineage
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 CANDIDATE_ALIAS = "candidate"  # the newest registered candidate
 PRODUCTION_ALIAS = "production"  # moved only by an approved promotion
@@ -82,10 +86,10 @@ class Registry:
 
     # --- versions and aliases ---------------------------------------------------------------------
 
-    def version(self, version: str):  # noqa: ANN201 - mlflow ModelVersion
+    def version(self, version: str) -> ModelVersion:
         return self.client.get_model_version(self.model_name, version)
 
-    def by_alias(self, alias: str):  # noqa: ANN201 - mlflow ModelVersion or None
+    def by_alias(self, alias: str) -> ModelVersion | None:
         """The version an alias points at, or None when the alias (or the model) does not exist."""
         from mlflow.exceptions import MlflowException
 
@@ -220,14 +224,11 @@ def version_tags(lineage: Lineage, trained: TrainResult, evaluation: EvaluationR
         "threshold": repr(evaluation.threshold),
         "threshold_rule": evaluation.threshold_rule,
     }
-    tags |= {
-        f"test_{key}": f"{value:.6f}" if isinstance(value, float) else str(value)
-        for key, value in evaluation.test.model_dump().items()
-    }
+    tags |= {f"test_{key}": f"{value:.6f}" if isinstance(value, float) else str(value) for key, value in evaluation.test.model_dump().items()}
     return tags
 
 
-def _create_registered_model(client, name: str) -> None:  # noqa: ANN001 - mlflow client
+def _create_registered_model(client: MlflowClient, name: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -237,9 +238,7 @@ def _create_registered_model(client, name: str) -> None:  # noqa: ANN001 - mlflo
             raise
 
 
-def register(
-    registry: Registry, lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult, origin: RunOrigin | None = None
-) -> RegisteredVersion:
+def register(registry: Registry, lineage: Lineage, trained: TrainResult, evaluation: EvaluationResult, origin: RunOrigin | None = None) -> RegisteredVersion:
     """The candidate becomes a new version with its lineage (and the Prefect flow run it comes
     from) as tags, and takes `@candidate`. `@production` is moved only by an approved promotion."""
     client, name = registry.client, registry.model_name

@@ -14,9 +14,12 @@ they go silent, on whatever machine they ran.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from heartgate.adapters.processes import is_running, runs_here, this_process
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from prefect.client.schemas.objects import FlowRun
 
 RUN_PROCESS_MARKER = "python"  # a heartgate run, or a process worker's flow-run subprocess
 ACTIVE_STATES = ("RUNNING", "PENDING", "PAUSED")  # a process is at work (or waits) in these
@@ -34,7 +37,7 @@ def claim() -> None:
         client.update_flow_run(flow_run.id, infrastructure_pid=this_process())
 
 
-def gone_process(flow_run: Any) -> str | None:  # noqa: ANN401 - a prefect FlowRun
+def gone_process(flow_run: FlowRun) -> str | None:
     """`host:pid` of the run's process if that process is gone, else None (alive, elsewhere, or
     a suspended run, which has no process by design)."""
     state = flow_run.state
@@ -67,4 +70,3 @@ def end_dead_runs() -> list[str]:
                 client.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
                 ended.append(f"flow run {flow_run.name} ({flow_run.id}) ended CRASHED: {message}")
     return ended
-

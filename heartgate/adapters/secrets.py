@@ -44,10 +44,7 @@ class Credentials:
     def from_environment(cls, environ: Mapping[str, str]) -> Credentials:
         missing = [name for name in (PREFECT_AUTH, MLFLOW_USERNAME, MLFLOW_PASSWORD) if not environ.get(name)]
         if missing:
-            raise ConfigError(
-                f"the server profile needs {', '.join(missing)} in the environment (the servers' credentials; "
-                "heartgate never stores them)"
-            )
+            raise ConfigError(f"the server profile needs {', '.join(missing)} in the environment (the servers' credentials; heartgate never stores them)")
         passthrough = tuple((name, environ[name]) for name in (*AWS, *POSTGRES, MLFLOW_SERVER_KEY) if environ.get(name))
         return cls(environ[PREFECT_AUTH], environ[MLFLOW_USERNAME], environ[MLFLOW_PASSWORD], passthrough)
 

@@ -167,9 +167,7 @@ def require_writable(paths: StatePaths) -> None:
         raise StateDirError(f"cannot write the state dir: {exc.filename or paths.root}: {exc.strerror or exc}") from None
 
 
-def local_state_refusal(
-    config: HeartgateConfig, deployment: str | None, api_url: str | None
-) -> str | None:
+def local_state_refusal(config: HeartgateConfig, deployment: str | None, api_url: str | None) -> str | None:
     """Why a worker's flow run must not use this machine's own registry and data remote, or None.
 
     A run from a deployment on a Prefect server that falls back to the state dir's SQLite store or

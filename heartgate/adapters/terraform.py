@@ -97,9 +97,7 @@ class Terraform:
         command = [self.binary, f"-chdir={self.root}", *args]
         errors: list[str] = []
         try:
-            process = subprocess.Popen(
-                command, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-            )
+            process = subprocess.Popen(command, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         except FileNotFoundError:
             raise TerraformError(f"terraform executable not found: {self.binary}") from None
         assert process.stdout is not None

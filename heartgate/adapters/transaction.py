@@ -72,7 +72,7 @@ class Transaction:
             self.log(f"undo: {what}")
             try:
                 note = undo(failure)
-            except Exception as error:  # every undo runs, whatever the one before did
+            except Exception as error:  # noqa: BLE001 - every undo runs, whatever the one before did
                 undo_failures.append(f"{what}: {_one_line(error)}")
                 continue
             if note:

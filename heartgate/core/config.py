@@ -40,9 +40,7 @@ class DataConfig(_Section):
             "ECG5000_TEST (.tsv or .txt)."
         )
     )
-    sha256: str | None = Field(
-        default=None, description="Expected sha256 of the fetched file; a mismatch stops the run."
-    )
+    sha256: str | None = Field(default=None, description="Expected sha256 of the fetched file; a mismatch stops the run.")
     remote: str | None = Field(
         default=None,
         description="DVC remote URL (a directory or s3://bucket/prefix). Default: <state_dir>/dvc-remote.",
@@ -67,9 +65,7 @@ class TrainConfig(_Section):
     seed: int = 42
     hidden_units: tuple[int, ...] = Field(default=(128, 64, 32), min_length=1)
     latent_units: int = Field(default=8, gt=0)
-    noise_std: float = Field(
-        default=0.02, ge=0, description="Gaussian noise on the scaled inputs while training (denoising)."
-    )
+    noise_std: float = Field(default=0.02, ge=0, description="Gaussian noise on the scaled inputs while training (denoising).")
     epochs: int = Field(default=100, gt=0)
     batch_size: int = Field(default=32, gt=0)
     learning_rate: float = Field(default=1e-3, gt=0)
@@ -93,17 +89,14 @@ class ThresholdConfig(_Section):
     rule: Literal["max_f1", "normal_quantile"] = Field(
         default="max_f1",
         description=(
-            "max_f1: the validation threshold with the best F1 (abnormal = positive). "
-            "normal_quantile: this quantile of the validation normal beats' errors."
+            "max_f1: the validation threshold with the best F1 (abnormal = positive). normal_quantile: this quantile of the validation normal beats' errors."
         ),
     )
     normal_quantile: float = Field(default=0.99, gt=0, lt=1)
 
 
 class GateConfig(_Section):
-    margin: float = Field(
-        default=0.0, ge=0, description="The candidate must beat production by more than this, on both metrics."
-    )
+    margin: float = Field(default=0.0, ge=0, description="The candidate must beat production by more than this, on both metrics.")
     bootstrap: bool = Field(
         default=False,
         description=(
@@ -122,8 +115,7 @@ class NotifyConfig(_Section):
     webhook_url: str | None = Field(
         default=None,
         description=(
-            "POST a JSON message ({\"subject\": ..., \"text\": ...}) here when a run waits for approval "
-            "(Prefect's custom-webhook block). null: no webhook."
+            'POST a JSON message ({"subject": ..., "text": ...}) here when a run waits for approval (Prefect\'s custom-webhook block). null: no webhook.'
         ),
     )
     block: str | None = Field(
@@ -150,9 +142,7 @@ class ApprovalConfig(_Section):
 
 
 class MlflowConfig(_Section):
-    tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking server. Default: SQLite under the state dir."
-    )
+    tracking_uri: str | None = Field(default=None, description="MLflow tracking server. Default: SQLite under the state dir.")
     experiment: str = "heartgate"
     ui_url: str | None = Field(
         default=None,
@@ -233,9 +223,7 @@ class StackConfig(_Section):
         ),
     )
     postgres_port: int = Field(default=5532, gt=0, lt=65536)
-    artifacts_destination: str | None = Field(
-        default=None, description="Where the MLflow server keeps artifacts (s3://bucket/prefix); server profile."
-    )
+    artifacts_destination: str | None = Field(default=None, description="Where the MLflow server keeps artifacts (s3://bucket/prefix); server profile.")
     results_storage: str | None = Field(
         default=None,
         description=(
@@ -243,9 +231,7 @@ class StackConfig(_Section):
             "worker reuses them instead of training again; server profile."
         ),
     )
-    git_repository: str | None = Field(
-        default=None, description="The repository workers clone the flow code from (prefect.yaml's pull step)."
-    )
+    git_repository: str | None = Field(default=None, description="The repository workers clone the flow code from (prefect.yaml's pull step).")
     git_ref: str = Field(default="main", description="Branch or tag workers clone.")
     watchdog_interval_s: int = Field(default=60, ge=10, description="How often the watchdog deployment reconciles production.")
     allow_local_state: bool = Field(

@@ -35,10 +35,7 @@ class DataVersion(_Contract):
 
     def describe(self) -> str:
         """What pull-data fetched and versioned, in one line."""
-        versioned = (
-            "the same version as before" if not self.new
-            else f"a new version (was {self.previous_md5})" if self.previous_md5 else "the first version"
-        )  # fmt: skip
+        versioned = "the same version as before" if not self.new else f"a new version (was {self.previous_md5})" if self.previous_md5 else "the first version"
         return (
             f"fetched {self.source} (sha256 {self.source_sha256[:12]}…): {self.rows} beats, {self.abnormal_rows} abnormal; "
             f"data md5 {self.md5}, {versioned}, pushed to the DVC remote"

@@ -99,12 +99,8 @@ def parse_canonical_csv(text: str) -> EcgTable:
     finite = np.isfinite(beats)
     if not finite.all():
         row, col = map(int, np.argwhere(~finite)[0])
-        raise DataValidationError(
-            f"line {row + 2}: t{col:03d} is {beats[row, col]} (NaN and inf are not allowed)"
-        )
-    return EcgTable(
-        ucr_split=np.array(splits), labels=np.array(labels, dtype=np.int8), beats=beats
-    )
+        raise DataValidationError(f"line {row + 2}: t{col:03d} is {beats[row, col]} (NaN and inf are not allowed)")
+    return EcgTable(ucr_split=np.array(splits), labels=np.array(labels, dtype=np.int8), beats=beats)
 
 
 def _is_float(token: str) -> bool:

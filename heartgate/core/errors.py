@@ -1,5 +1,13 @@
 """Errors a user can act on. Each carries one readable line; the CLI prints it and exits non-zero."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotations only: the core never imports Prefect at import time
+    from prefect.client.schemas.objects import State, TaskRun
+    from prefect.tasks import Task
+
 
 class HeartgateError(Exception):
     """Base class: the message is one line that names the problem."""
@@ -34,6 +42,6 @@ class SourceUnreachableError(DataSourceError, TransientError):
     """The data source could not be reached."""
 
 
-def retry_only_transient(task, task_run, state) -> bool:  # noqa: ANN001 - Prefect's callback shape
+def retry_only_transient(task: Task, task_run: TaskRun, state: State) -> bool:
     """Prefect `retry_condition_fn`: retry I/O failures, never a validation or logic error."""
     return isinstance(state.data, TransientError)

@@ -60,5 +60,5 @@ def import_tensorflow() -> ModuleType:
     """`import tensorflow`, without its oneDNN notice."""
     if "tensorflow" not in sys.modules:
         with native_stderr_without(TENSORFLOW_BANNERS):
-            import tensorflow  # noqa: F401
+            import tensorflow  # noqa: F401 - imported for its side effect: TensorFlow loads with its banner silenced
     return sys.modules["tensorflow"]

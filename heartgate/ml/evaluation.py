@@ -39,9 +39,7 @@ def _log_smoke_beats(registry: Registry, run_id: str, record: dict) -> None:
     registry.log_bytes(run_id, SMOKE_ARTIFACT, json.dumps(record).encode())
 
 
-def evaluate_and_pick_threshold(
-    config: HeartgateConfig, registry: Registry, arrays: SplitArrays, trained: TrainResult
-) -> EvaluationResult:
+def evaluate_and_pick_threshold(config: HeartgateConfig, registry: Registry, arrays: SplitArrays, trained: TrainResult) -> EvaluationResult:
     scorer = OnnxScorer(registry.artifact(trained.run_id, trained.onnx_artifact))
     validation_errors = scorer.errors(arrays.validation)
     test_errors = scorer.errors(arrays.test)

@@ -27,9 +27,7 @@ from heartgate.serving.scorer import OnnxScorer
 # --- pure decision logic -------------------------------------------------------------------------
 
 
-def paired_bootstrap(
-    candidate_flags: np.ndarray, production_flags: np.ndarray, abnormal: np.ndarray, config: GateConfig
-) -> BootstrapBounds:
+def paired_bootstrap(candidate_flags: np.ndarray, production_flags: np.ndarray, abnormal: np.ndarray, config: GateConfig) -> BootstrapBounds:
     """Resample test rows (the same rows for both models) and bound each metric's improvement."""
     rng = np.random.default_rng(config.seed)
     rows = rng.integers(0, len(abnormal), size=(config.bootstrap_samples, len(abnormal)))
@@ -63,8 +61,10 @@ def decide(
         return GateDecision(
             promotable=True,
             reasons=("no model in production yet: the first candidate is promotable (approval still required)",),
-            candidate=candidate, production=None, margin=config.margin,
-        )  # fmt: skip
+            candidate=candidate,
+            production=None,
+            margin=config.margin,
+        )
     if config.bootstrap and bounds is None:
         raise ValueError("bootstrap mode needs the bootstrap bounds")
 
@@ -86,9 +86,13 @@ def decide(
                 f"{lower:+.4f}: {'above' if sure else 'not above'} {config.margin:g}"
             )
     return GateDecision(
-        promotable=promotable, reasons=tuple(reasons), candidate=candidate, production=production,
-        margin=config.margin, bootstrap=bounds,
-    )  # fmt: skip
+        promotable=promotable,
+        reasons=tuple(reasons),
+        candidate=candidate,
+        production=production,
+        margin=config.margin,
+        bootstrap=bounds,
+    )
 
 
 # --- the step ------------------------------------------------------------------------------------
@@ -103,9 +107,11 @@ def score_registered(registry: Registry, version: str, tags: dict[str, str], arr
     threshold = float(tags["threshold"])
     errors = OnnxScorer(registry.artifact(tags["run_id"], tags["onnx_artifact"])).errors(arrays.test)
     score = ModelScore(
-        version=version, threshold=threshold, metrics=classification_metrics(errors, arrays.test_abnormal, threshold),
+        version=version,
+        threshold=threshold,
+        metrics=classification_metrics(errors, arrays.test_abnormal, threshold),
         per_class=class_recalls(errors, arrays.test_labels, threshold),
-    )  # fmt: skip
+    )
     return score, errors
 
 

@@ -76,17 +76,17 @@ def classification_metrics(errors: np.ndarray, abnormal: np.ndarray, threshold: 
         accuracy=_ratio(tp + tn, len(errors)),
         roc_auc=roc_auc(errors, abnormal),
         pr_auc=pr_auc(errors, abnormal),
-        tp=tp, fp=fp, tn=tn, fn=fn,
-    )  # fmt: skip
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+    )
 
 
 def class_recalls(errors: np.ndarray, labels: np.ndarray, threshold: float) -> tuple[ClassRecall, ...]:
     """Per class, how many beats are flagged (error strictly above the threshold)."""
     flagged = errors > threshold
-    return tuple(
-        ClassRecall(label=label, beats=int((labels == label).sum()), flagged=int((flagged & (labels == label)).sum()))
-        for label in sorted(LABELS)
-    )
+    return tuple(ClassRecall(label=label, beats=int((labels == label).sum()), flagged=int((flagged & (labels == label)).sum())) for label in sorted(LABELS))
 
 
 def pick_threshold(errors: np.ndarray, abnormal: np.ndarray, config: ThresholdConfig) -> float:

@@ -4,16 +4,20 @@ the MLflow run, and shown on the approval page as PNG (docs/decisions.md #7)."""
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from heartgate.core.contracts import Metrics
 from heartgate.ml.metrics import pr_points, roc_points
 
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, not with this module
+    from matplotlib.figure import Figure
+
 
 # histtype="stepfilled": one polygon per class, not one rectangle per bin (60 patches each took
 # about a second of CPU to lay out and draw, in every run).
-def error_histogram(errors: np.ndarray, abnormal: np.ndarray, threshold: float):
+def error_histogram(errors: np.ndarray, abnormal: np.ndarray, threshold: float) -> Figure:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4))
@@ -30,7 +34,7 @@ def error_histogram(errors: np.ndarray, abnormal: np.ndarray, threshold: float):
     return figure
 
 
-def roc_pr_curves(errors: np.ndarray, abnormal: np.ndarray, metrics: Metrics):
+def roc_pr_curves(errors: np.ndarray, abnormal: np.ndarray, metrics: Metrics) -> Figure:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(10, 4))
@@ -46,7 +50,7 @@ def roc_pr_curves(errors: np.ndarray, abnormal: np.ndarray, metrics: Metrics):
     return figure
 
 
-def gate_histograms(errors: dict[str, np.ndarray], thresholds: dict[str, float], abnormal: np.ndarray):
+def gate_histograms(errors: dict[str, np.ndarray], thresholds: dict[str, float], abnormal: np.ndarray) -> Figure:
     """One panel per model ("candidate v3", "production v2"): its test-split errors by class and its
     own threshold. A threshold belongs to its model's error scale, so each is drawn on its own panel."""
     from matplotlib.figure import Figure
@@ -67,7 +71,7 @@ def gate_histograms(errors: dict[str, np.ndarray], thresholds: dict[str, float],
     return figure
 
 
-def png_bytes(figure, dpi: int = 72) -> bytes:  # noqa: ANN001 - a matplotlib Figure
+def png_bytes(figure: Figure, dpi: int = 72) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()

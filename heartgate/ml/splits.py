@@ -46,7 +46,7 @@ def row_keys(table: EcgTable, seed: int) -> np.ndarray:
     salt = str(seed).encode()
     keys = [
         hashlib.sha256(salt + bytes([label]) + beat.tobytes()).hexdigest()[:KEY_HEX_CHARS]
-        for label, beat in zip(table.labels.tolist(), np.ascontiguousarray(table.beats, dtype="<f8"))
+        for label, beat in zip(table.labels.tolist(), np.ascontiguousarray(table.beats, dtype="<f8"), strict=True)
     ]
     if len(set(keys)) != len(keys):
         raise DataValidationError("the data holds duplicate beats; each row must be distinct to be split")

@@ -14,9 +14,10 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from heartgate.core.lineage import Lineage
 from heartgate.core.quiet import import_tensorflow
 from heartgate.ml.splits import SplitArrays
 from heartgate.ml.training_cache import TrainedFiles, TrainingCache, training_key
+
+if TYPE_CHECKING:  # keras is imported after TensorFlow's banner is silenced (import_tensorflow)
+    import keras
 
 MODEL_ARTIFACT = "model"
 ONNX_ARTIFACT = "onnx/scorer.onnx"
@@ -55,7 +59,7 @@ def reconstruction_error(scaled: np.ndarray, reconstructed: np.ndarray) -> np.nd
     return np.mean((reconstructed - scaled) ** 2, axis=1)
 
 
-def build_autoencoder(config: TrainConfig):
+def build_autoencoder(config: TrainConfig) -> keras.Model:
     import_tensorflow()  # before keras imports it: without its C++ banner
     import keras
 
@@ -74,16 +78,14 @@ def build_autoencoder(config: TrainConfig):
     return model
 
 
-def build_scorer(autoencoder, scaling: Scaling):
+def build_scorer(autoencoder: keras.Model, scaling: Scaling) -> keras.Model:
     """Wrap the autoencoder: raw beats -> scaled -> reconstructed -> per-beat MSE. Built-in layers
     only, so the saved model loads anywhere without custom objects."""
     import_tensorflow()  # before keras imports it: without its C++ banner
     import keras
 
     beats = keras.Input((SAMPLES_PER_BEAT,), name="beats")
-    scaled = keras.layers.Rescaling(
-        scale=1.0 / (scaling.high - scaling.low), offset=-scaling.low / (scaling.high - scaling.low)
-    )(beats)
+    scaled = keras.layers.Rescaling(scale=1.0 / (scaling.high - scaling.low), offset=-scaling.low / (scaling.high - scaling.low))(beats)
     residual = keras.layers.Subtract()([autoencoder(scaled), scaled])
     squared = keras.layers.Multiply()([residual, residual])
     per_sample = keras.layers.Reshape((SAMPLES_PER_BEAT, 1))(squared)
@@ -112,17 +114,19 @@ def fit_autoencoder(
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             on_epoch(epoch, {key: float(logs[key]) for key in ("loss", "val_loss")})
             if (epoch + 1) % 10 == 0 or epoch + 1 == config.epochs:
-                progress(
-                    f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.5f}, val_loss {logs['val_loss']:.5f}"
-                )
+                progress(f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.5f}, val_loss {logs['val_loss']:.5f}")
 
     autoencoder = build_autoencoder(config)
     history = autoencoder.fit(
-        train, train,
+        train,
+        train,
         validation_data=(validation, validation),
-        epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
         callbacks=[Progress()],
-    )  # fmt: skip
+    )
     return autoencoder, scaling, history.history
 
 
@@ -134,7 +138,7 @@ def training_params(config: HeartgateConfig, lineage: Lineage, scaling: Scaling,
     return {key: str(value) for key, value in params.items()}
 
 
-def export_onnx(scorer, path: Path) -> None:
+def export_onnx(scorer: keras.Model, path: Path) -> None:
     # Keras refuses to export a model that was never called (field notes); a dummy batch does it.
     scorer(np.zeros((1, SAMPLES_PER_BEAT), dtype=np.float32))
     with warnings.catch_warnings():
@@ -142,16 +146,17 @@ def export_onnx(scorer, path: Path) -> None:
         scorer.export(str(path), format="onnx", verbose=False)
 
 
-def save_keras_model(scorer, path: Path, sample: np.ndarray) -> None:  # noqa: ANN001
+def save_keras_model(scorer: keras.Model, path: Path, sample: np.ndarray) -> None:
     """The keras flavor of `scorer` as an MLflow model directory, tied to no run yet."""
     import mlflow.keras
     from mlflow.models import infer_signature
 
     mlflow.keras.save_model(
-        scorer, str(path),
+        scorer,
+        str(path),
         signature=infer_signature(sample, scorer.predict(sample, verbose=0)),
         pip_requirements=[f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS],
-    )  # fmt: skip
+    )
 
 
 def _log_keras_model(registry: Registry, experiment_id: str, run_id: str, model_dir: Path) -> str:
@@ -166,7 +171,7 @@ def _log_keras_model(registry: Registry, experiment_id: str, run_id: str, model_
         shutil.copytree(model_dir, local)
         model = Model.load(str(local / "MLmodel"))  # the run it belongs to, as log_model writes it
         model.run_id, model.model_id, model.artifact_path = run_id, logged.model_id, MODEL_ARTIFACT
-        model.utc_time_created, model.model_uuid = str(datetime.now(timezone.utc).replace(tzinfo=None)), uuid.uuid4().hex
+        model.utc_time_created, model.model_uuid = str(datetime.now(UTC).replace(tzinfo=None)), uuid.uuid4().hex
         model.save(str(local / "MLmodel"))
         client.log_model_artifacts(logged.model_id, str(local))
     client.finalize_logged_model(logged.model_id, "READY")
@@ -202,9 +207,7 @@ def run_tags(lineage: Lineage, origin: RunOrigin | None) -> dict[str, str]:
     return tags
 
 
-def train_to_files(
-    arrays: SplitArrays, config: TrainConfig, out: Path, progress: Callable[[str], None], on_epoch: EpochLog
-) -> TrainedFiles:
+def train_to_files(arrays: SplitArrays, config: TrainConfig, out: Path, progress: Callable[[str], None], on_epoch: EpochLog) -> TrainedFiles:
     """Fit the autoencoder, wrap it in the scorer, and save both forms of it under `out`."""
     started = time.perf_counter()
     autoencoder, scaling, history = fit_autoencoder(arrays, config, progress, on_epoch=on_epoch)
@@ -214,9 +217,13 @@ def train_to_files(
     save_keras_model(scorer, model_dir, signature_sample(arrays))
     export_onnx(scorer, onnx)
     return TrainedFiles(
-        model_dir=model_dir, onnx=onnx, history=history,
-        scaling=(scaling.low, scaling.high), normal_beats=len(arrays.train_normal), train_seconds=train_seconds,
-    )  # fmt: skip
+        model_dir=model_dir,
+        onnx=onnx,
+        history=history,
+        scaling=(scaling.low, scaling.high),
+        normal_beats=len(arrays.train_normal),
+        train_seconds=train_seconds,
+    )
 
 
 def signature_sample(arrays: SplitArrays) -> np.ndarray:

@@ -90,9 +90,13 @@ class TrainingCache:
         if record.get("files") != _file_hashes(entry):
             return None
         return TrainedFiles(
-            model_dir=entry / "model", onnx=entry / "scorer.onnx", history=record["history"],
-            scaling=tuple(record["scaling"]), normal_beats=record["normal_beats"], train_seconds=record["train_seconds"],
-        )  # fmt: skip
+            model_dir=entry / "model",
+            onnx=entry / "scorer.onnx",
+            history=record["history"],
+            scaling=tuple(record["scaling"]),
+            normal_beats=record["normal_beats"],
+            train_seconds=record["train_seconds"],
+        )
 
     def put(self, key: str, trained: TrainedFiles) -> None:
         """Keep `trained` under `key`, whole or not at all: written beside, then renamed into place
@@ -103,9 +107,12 @@ class TrainingCache:
             shutil.copytree(trained.model_dir, scratch / "model")
             shutil.copyfile(trained.onnx, scratch / "scorer.onnx")
             record = {
-                "history": trained.history, "scaling": list(trained.scaling), "normal_beats": trained.normal_beats,
-                "train_seconds": trained.train_seconds, "files": _file_hashes(scratch),
-            }  # fmt: skip
+                "history": trained.history,
+                "scaling": list(trained.scaling),
+                "normal_beats": trained.normal_beats,
+                "train_seconds": trained.train_seconds,
+                "files": _file_hashes(scratch),
+            }
             (scratch / ENTRY_FILE).write_text(json.dumps(record, sort_keys=True))
             os.rename(scratch, self.root / key)
         except OSError:

@@ -4,8 +4,9 @@ The flow waits for typed input (`Approval`): a run from a deployment suspends (i
 and resumes on any worker, heartgate.release.resume), a run in a terminal pauses in place. The request's
 description holds the gate's evidence (heartgate.release.evidence: tables, per-class recall, histograms,
 MLflow links) and what would be deployed, so the decision can be made from the UI alone; before
-it waits the run labels itself for the notification (heartgate.release.notify). Unanswered within `approval.timeout_s` means not approved; answers from reviewers
-outside `approval.approvers` are ignored. Pausing is only possible in the flow itself, not inside a
+it waits the run labels itself for the notification (heartgate.release.notify). Unanswered within
+`approval.timeout_s` means not approved; answers from reviewers outside `approval.approvers` are
+ignored. Pausing is only possible in the flow itself, not inside a
 task, so `request_approval` is a plain function the flow calls; the record-approval task writes
 the answer into the lineage with `approval_tags`. `answer_paused_run` and `waiting_runs` are what
 `heartgate approve/reject/pending` use.
@@ -60,13 +61,11 @@ def approval_request(evidence: str, candidate: RegisteredVersion, flow_run_id: s
             "",
             "**What would be deployed**",
             "",
-            f"- registry: `{candidate.name}` version {candidate.version} (alias `@production`; "
-            f"the current one stays reachable as `@previous`)",
+            f"- registry: `{candidate.name}` version {candidate.version} (alias `@production`; the current one stays reachable as `@previous`)",
             f"- MLflow run `{candidate.run_id}`, threshold {float(tags['threshold']):.6g} ({tags['threshold_rule']})",
             f"- data md5 `{tags['data_md5']}`, split md5 `{tags['split_md5']}`, git `{tags['git_commit']}`",
             "",
-            f"Answer here, or: `heartgate approve {flow_run_id} --reviewer NAME` / "
-            f"`heartgate reject {flow_run_id} --reviewer NAME --comment WHY`",
+            f"Answer here, or: `heartgate approve {flow_run_id} --reviewer NAME` / `heartgate reject {flow_run_id} --reviewer NAME --comment WHY`",
         ]
     )
 
@@ -103,7 +102,10 @@ def refuse_auto_approve(config: HeartgateConfig, auto_approve: bool) -> None:
 
 
 def request_approval(
-    decision: GateDecision, candidate: RegisteredVersion, config: HeartgateConfig, auto_approve: bool,
+    decision: GateDecision,
+    candidate: RegisteredVersion,
+    config: HeartgateConfig,
+    auto_approve: bool,
     log: Callable[[str], None],
 ) -> ApprovalOutcome:
     """Wait until a person answers (or the timeout passes); answers from reviewers outside
@@ -166,10 +168,7 @@ def approval_tags(outcome: ApprovalOutcome) -> dict[str, str]:
 
 
 def timed_out_error(candidate: RegisteredVersion, config: HeartgateConfig) -> ApprovalTimedOut:
-    return ApprovalTimedOut(
-        f"timed out: no approval for version {candidate.version} within {config.approval.timeout_s}s: "
-        "not promoted, production unchanged"
-    )
+    return ApprovalTimedOut(f"timed out: no approval for version {candidate.version} within {config.approval.timeout_s}s: not promoted, production unchanged")
 
 
 class ApprovalError(HeartgateError):

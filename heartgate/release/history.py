@@ -4,12 +4,15 @@ where it was deployed and when it was rolled back."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from heartgate.adapters.registry import Registry
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from mlflow.entities.model_registry import ModelVersion
 
 
 class LedgerEntry(BaseModel):
@@ -91,18 +94,26 @@ def _deployed(tags: dict[str, str]) -> tuple[str, ...]:
     return tuple(places)
 
 
-def entry(version: Any, aliases: tuple[str, ...] = ()) -> LedgerEntry:  # noqa: ANN401 - mlflow ModelVersion
+def entry(version: ModelVersion, aliases: tuple[str, ...] = ()) -> LedgerEntry:
     tags = dict(version.tags)
-    registered = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+    registered = datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC).isoformat(timespec="seconds")
     flow_run = tags.get("prefect.flow_run_name")
     if flow_run and tags.get("prefect.flow_run_url"):
         flow_run += f" ({tags['prefect.flow_run_url']})"
     return LedgerEntry(
-        version=str(version.version), registered_at=registered, aliases=aliases,
-        decision=_decision(tags), decided_at=tags.get("promoted_at") or tags.get("approval.answered_at"),
-        reviewer=tags.get("approval.reviewer"), why=_why(tags), gate=_gate(tags), deployed=_deployed(tags),
-        rolled_back=tags.get("rolled_back"), flow_run=flow_run, mlflow_run=str(version.run_id),
-    )  # fmt: skip
+        version=str(version.version),
+        registered_at=registered,
+        aliases=aliases,
+        decision=_decision(tags),
+        decided_at=tags.get("promoted_at") or tags.get("approval.answered_at"),
+        reviewer=tags.get("approval.reviewer"),
+        why=_why(tags),
+        gate=_gate(tags),
+        deployed=_deployed(tags),
+        rolled_back=tags.get("rolled_back"),
+        flow_run=flow_run,
+        mlflow_run=str(version.run_id),
+    )
 
 
 def ledger(registry: Registry, limit: int | None = None) -> list[LedgerEntry]:

@@ -10,11 +10,16 @@ by the team, named in `approval.notify.block`, whose secrets stay in Prefect.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import GateDecision, RegisteredVersion
 from heartgate.core.errors import ConfigError
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from uuid import UUID
+
+    from prefect.client.orchestration import SyncPrefectClient
 
 AUTOMATION = "heartgate: a run waits for approval"
 WEBHOOK_BLOCK = "heartgate-approval-webhook"
@@ -44,14 +49,14 @@ def waiting_labels(decision: GateDecision, candidate: RegisteredVersion) -> dict
     }
 
 
-def label_waiting_run(flow_run_id: Any, labels: dict[str, str]) -> None:  # noqa: ANN401 - a UUID
+def label_waiting_run(flow_run_id: UUID, labels: dict[str, str]) -> None:
     from prefect import get_client
 
     with get_client(sync_client=True) as client:
         client.update_flow_run_labels(flow_run_id, labels)
 
 
-def _block_document_id(client: Any, config: HeartgateConfig) -> Any:  # noqa: ANN401 - prefect client, UUID
+def _block_document_id(client: SyncPrefectClient, config: HeartgateConfig) -> UUID:
     """The notification block's id: the team's named block, or the webhook block made here."""
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.exceptions import ObjectNotFound
@@ -63,13 +68,11 @@ def _block_document_id(client: Any, config: HeartgateConfig) -> Any:  # noqa: AN
             return client.read_block_document_by_name(name, block_type_slug=block_type).id
         except ObjectNotFound:
             raise ConfigError(f"approval.notify.block: no Prefect block {notify.block!r} (create it in the UI's Blocks page first)") from None
-    webhook = CustomWebhookNotificationBlock(
-        name="heartgate", url=notify.webhook_url, method="POST", json_data={"subject": "{{subject}}", "text": "{{body}}"}
-    )
+    webhook = CustomWebhookNotificationBlock(name="heartgate", url=notify.webhook_url, method="POST", json_data={"subject": "{{subject}}", "text": "{{body}}"})
     return webhook.save(WEBHOOK_BLOCK, overwrite=True)
 
 
-def ensure_approval_notification(client: Any, config: HeartgateConfig) -> bool:  # noqa: ANN401 - prefect's SyncPrefectClient
+def ensure_approval_notification(client: SyncPrefectClient, config: HeartgateConfig) -> bool:
     """Create (or replace) the automation; remove it when nothing is configured. True when one is set."""
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
@@ -82,10 +85,12 @@ def ensure_approval_notification(client: Any, config: HeartgateConfig) -> bool: 
     if not configured:
         return False
     trigger = EventTrigger(
-        expect=set(WAITING_EVENTS), match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
+        expect=set(WAITING_EVENTS),
+        match=ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
         match_related=ResourceSpecification({"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAME}),
-        posture=Posture.Reactive, threshold=1,
-    )  # fmt: skip
+        posture=Posture.Reactive,
+        threshold=1,
+    )
     action = SendNotification(block_document_id=block_document_id, subject=SUBJECT, body=BODY)
     client.create_automation(AutomationCore(name=AUTOMATION, trigger=trigger, actions=[action]))
     return True

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 from heartgate.core.contracts import Reconciled, RunSummary
 from heartgate.core.errors import HeartgateError
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from prefect.client.schemas.objects import State
 
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
@@ -58,7 +61,7 @@ def tag_this_run(tag: str) -> None:
 OUTCOME_PREFIX = "outcome:"
 
 
-def final_state(run: Callable[[], RunSummary | Reconciled]) -> Any:  # noqa: ANN401 - a prefect State
+def final_state(run: Callable[[], RunSummary | Reconciled]) -> State:
     """Run the steps; the flow returns this state, so the UI shows the outcome as its message (and
     a train-and-deploy run as its `outcome:` tag), and a caller of the flow gets the summary (or the
     HeartgateError raised again)."""

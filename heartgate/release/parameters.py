@@ -31,31 +31,38 @@ class RunParameters(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "Run choices"})
 
     epochs: int = Field(
-        default=0, ge=0, le=10_000, title="Training epochs",
+        default=0,
+        ge=0,
+        le=10_000,
+        title="Training epochs",
         description="How many epochs the autoencoder trains (0: the config's train.epochs, 100 by default).",
-    )  # fmt: skip
+    )
     threshold_rule: Literal["config", "max_f1", "normal_quantile"] = Field(
-        default=FROM_CONFIG, title="Threshold rule",
+        default=FROM_CONFIG,
+        title="Threshold rule",
         description=(
             "How the alarm threshold is picked on the validation split: max_f1 (best F1, abnormal = positive) "
             "or normal_quantile (a quantile of the normal beats' errors); config: the config's threshold.rule."
         ),
-    )  # fmt: skip
+    )
     gate_margin: float = Field(
-        default=-1.0, ge=-1.0, le=1.0, title="Gate margin",
+        default=-1.0,
+        ge=-1.0,
+        le=1.0,
+        title="Gate margin",
         description="The candidate must beat production by more than this on precision and recall (-1: the config's gate.margin, 0 by default).",
-    )  # fmt: skip
+    )
     target: str = Field(
-        default=FROM_CONFIG, title="Deploy target", json_schema_extra=_target_choices,
-        description="Where an approved candidate is deployed: one of heartgate's deploy targets (local: the embedded default); config: the config's deploy.target.",
-    )  # fmt: skip
+        default=FROM_CONFIG,
+        title="Deploy target",
+        json_schema_extra=_target_choices,
+        description="Where an approved candidate is deployed: a deploy target of heartgate (local: the embedded default); config: the config's deploy.target.",
+    )
     overrides: dict[str, Any] = Field(
-        default_factory=dict, title="Other config values",
-        description=(
-            'Any other config value by its dotted key, e.g. {"train.batch_size": 64, "gate.bootstrap": true}. '
-            "The fields above win over these."
-        ),
-    )  # fmt: skip
+        default_factory=dict,
+        title="Other config values",
+        description=('Any other config value by its dotted key, e.g. {"train.batch_size": 64, "gate.bootstrap": true}. The fields above win over these.'),
+    )
 
     @field_validator("target")
     @classmethod

@@ -101,7 +101,9 @@ def reconcile(config: HeartgateConfig, log: Log = print, lock_timeout_s: float =
         desired = desired_state(registry, target.name, target.elsewhere())
         actual = target.observe()
         if desired.version is None:
-            return Reconciled(target=target.name, desired=None, action="nothing_desired", message=f"{target.name}: nothing to serve ({desired.why}); {actual.describe()}")
+            return Reconciled(
+                target=target.name, desired=None, action="nothing_desired", message=f"{target.name}: nothing to serve ({desired.why}); {actual.describe()}"
+            )
         built = build_bento(config, desired.version)
         if actual.serves(desired.version):
             try:
@@ -120,7 +122,10 @@ def _verify(registry: Registry, target: DeployTarget, built: BentoBuild) -> Reco
     deployment = target.verify(built)
     message = f"{target.name}: serves version {built.registry_version} at {deployment.url}, smoke-tested"
     if recorded is None or recorded.registry_version != built.registry_version:
-        registry.tag(built.registry_version, {RECONCILED_TAG.format(target=target.name): f"{timestamp()}: served but never smoke-tested (an interrupted deploy); smoke-tested and recorded"})
+        registry.tag(
+            built.registry_version,
+            {RECONCILED_TAG.format(target=target.name): f"{timestamp()}: served but never smoke-tested (an interrupted deploy); smoke-tested and recorded"},
+        )
         message += " (its deploy had been interrupted before the smoke test)"
     return Reconciled(target=target.name, desired=built.registry_version, action="in_sync", message=message)
 

@@ -13,9 +13,12 @@ reviewer saw, even if its worker has another state dir or a newer checkout.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
+    from prefect.context import TaskRunContext
 
 
-def once_per_flow_run(context: Any, parameters: dict[str, Any]) -> str:  # noqa: ANN401 - prefect's TaskRunContext
+def once_per_flow_run(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     """Prefect cache key: one result per (flow run, step)."""
     return f"{context.task_run.flow_run_id}-{context.task.name}"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from heartgate.adapters.registry import Registry
 from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
@@ -28,6 +29,7 @@ from heartgate.serving.served_model import (
 SERVICE_MODULE = "service.service"
 API_DESCRIPTION = PROJECT_ROOT / "service" / "API.md"
 SERVICE = f"{SERVICE_MODULE}:Heartgate"
+Found = TypeVar("Found")
 LINEAGE_KEYS = ("data_md5", "split_md5", "data_source", "git_commit", "config_hash", "run_id", "threshold_rule")
 
 
@@ -51,7 +53,8 @@ def registry_version_of(bento_tag: str) -> str:
     return bento_tag.rpartition(":v")[2]
 
 
-def _existing(getter, tag: str):  # noqa: ANN001, ANN202
+def _existing(getter: Callable[[str], Found], tag: str) -> Found | None:
+    """What `getter` finds in the bento store under `tag`, or None."""
     import bentoml
 
     try:
@@ -87,10 +90,16 @@ def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) 
         # What the bento carries: the service and the project modules it imports (no TensorFlow).
         include = module_files(SERVICE_MODULE)
         bentoml.bentos.build(
-            SERVICE, name=name, version=version, include=include, models=[model_tag],
-            args={"model_tag": model_tag}, labels=labels, build_ctx=str(PROJECT_ROOT),
+            SERVICE,
+            name=name,
+            version=version,
+            include=include,
+            models=[model_tag],
+            args={"model_tag": model_tag},
+            labels=labels,
+            build_ctx=str(PROJECT_ROOT),
             description=API_DESCRIPTION.read_text(),  # the Swagger page's text, not the project README
-        )  # fmt: skip
+        )
 
 
 def build_bento(config: HeartgateConfig, version: str) -> BentoBuild:

@@ -31,34 +31,47 @@ FAST = ("--set", "approval.poll_interval_s=1")
 def stack(tmp_path_factory, undeploy_at_teardown):
     root = tmp_path_factory.mktemp("stack")
     ports = (
-        "--set", f"stack.prefect_port={free_port()}", "--set", f"stack.mlflow_port={free_port()}",
-        "--set", f"serve.port={free_port()}",  # handed to the flows the worker runs
-        "--set", "stack.watchdog_interval_s=3600",  # quiet here: tests/flows/test_watchdog.py runs it
-    )  # fmt: skip
+        "--set",
+        f"stack.prefect_port={free_port()}",
+        "--set",
+        f"stack.mlflow_port={free_port()}",
+        "--set",
+        f"serve.port={free_port()}",  # handed to the flows the worker runs
+        "--set",
+        "stack.watchdog_interval_s=3600",  # quiet here: tests/flows/test_watchdog.py runs it
+    )
     state = root / "stack-state"
     undeploy_at_teardown(state)
     base_env = clean_environment()
     up = subprocess.run(
         [sys.executable, "-m", "heartgate.cli", "up", "--state-dir", str(state), *ports],
-        env=base_env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env=base_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert up.returncode == 0, up.stderr[-3000:]
     api = re.search(r"PREFECT_API_URL=(\S+)", up.stdout).group(1)
     yield {
-        "root": root, "state": state, "api": api, "env": base_env | {"PREFECT_API_URL": api}, "ports": ports,
+        "root": root,
+        "state": state,
+        "api": api,
+        "env": base_env | {"PREFECT_API_URL": api},
+        "ports": ports,
         "undeploy": undeploy_at_teardown,
-    }  # fmt: skip
+    }
     down = subprocess.run(
         [sys.executable, "-m", "heartgate.cli", "down", "--state-dir", str(state), *ports],
-        env=base_env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=base_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert down.returncode == 0 and "prefect-server" in down.stdout, down.stdout + down.stderr
 
 
 def heartgate(stack, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "heartgate.cli", *args], env=stack["env"], capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", "heartgate.cli", *args], env=stack["env"], capture_output=True, text=True, timeout=timeout)
 
 
 SERVE_PORTS: dict[Path, int] = {}
@@ -77,8 +90,10 @@ class FlowProcess:
         self.out = self.log.with_suffix(".out")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "heartgate.cli", "run", "--state-dir", str(state), *FAST, *port, *args],
-            env=stack["env"] | {"PYTHONUNBUFFERED": "1"}, stdout=self.out.open("w"), stderr=self.log.open("w"),
-        )  # fmt: skip
+            env=stack["env"] | {"PYTHONUNBUFFERED": "1"},
+            stdout=self.out.open("w"),
+            stderr=self.log.open("w"),
+        )
 
     def waiting_run_id(self, timeout: float = 240) -> str:
         deadline = time.monotonic() + timeout
@@ -183,9 +198,11 @@ def test_a_worker_run_without_shared_settings_refuses_in_one_line(stack):
     before = len(registry(stack["state"]).search_model_versions(f"name = '{MODEL}'"))
     with temporary_settings(updates={PREFECT_API_URL: stack["api"]}):
         run = run_deployment(
-            "train-and-deploy/manual", parameters={"choices": {"epochs": 1}},
-            job_variables={"env": {"HEARTGATE_STACK__ALLOW_LOCAL_STATE": "false"}}, timeout=300,
-        )  # fmt: skip
+            "train-and-deploy/manual",
+            parameters={"choices": {"epochs": 1}},
+            job_variables={"env": {"HEARTGATE_STACK__ALLOW_LOCAL_STATE": "false"}},
+            timeout=300,
+        )
     assert run.state.is_failed()
     assert "flow run of deployment manual on " in run.state.message
     assert "(set mlflow.tracking_uri) and the local DVC remote " in run.state.message
@@ -280,8 +297,11 @@ def test_two_runs_approved_at_once_never_both_promote(stack):
     approvals = [
         subprocess.Popen(
             [sys.executable, "-m", "heartgate.cli", "approve", run_id, "--reviewer", "carol", "--state-dir", str(state)],
-            env=stack["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            env=stack["env"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for run_id in (first_id, second_id)
     ]
     assert all(p.wait(timeout=120) == 0 for p in approvals)

@@ -40,11 +40,15 @@ def cloud(moto_server, tmp_path_factory):
 
     env = clean_environment("AWS_")
     env |= {
-        "AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "AKIATESTSENTINELUSER", "AWS_SECRET_ACCESS_KEY": SENTINEL,
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "AKIATESTSENTINELUSER",
+        "AWS_SECRET_ACCESS_KEY": SENTINEL,
         "AWS_DEFAULT_REGION": "us-east-1",
-    }  # fmt: skip
-    clients = {name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
-               for name in ("s3", "lambda", "apigatewayv2", "iam", "logs")}  # fmt: skip
+    }
+    clients = {
+        name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+        for name in ("s3", "lambda", "apigatewayv2", "iam", "logs")
+    }
     clients["s3"].create_bucket(Bucket="heartgate-terraform-state")
     secret_arn = api_key_secret(moto_server, API_KEY)  # serve.api_key=auto: the AWS target requires one
     state = tmp_path_factory.mktemp("aws") / "state"
@@ -53,8 +57,11 @@ def cloud(moto_server, tmp_path_factory):
     def heartgate(*args: str) -> subprocess.CompletedProcess:
         result = subprocess.run(
             [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), *AWS_FLAGS],
-            env=env, capture_output=True, text=True, timeout=900,
-        )  # fmt: skip
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         outputs.append(result.stdout + result.stderr)
         return result
 
@@ -64,7 +71,16 @@ def cloud(moto_server, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:  # this process reads the shared state too (target.current())
         for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
             patch.setenv(key, env[key])
-        yield {"state": state, "env": env, "aws": clients, "heartgate": heartgate, "first": first, "config": config, "outputs": outputs, "secret_arn": secret_arn}
+        yield {
+            "state": state,
+            "env": env,
+            "aws": clients,
+            "heartgate": heartgate,
+            "first": first,
+            "config": config,
+            "outputs": outputs,
+            "secret_arn": secret_arn,
+        }
 
 
 def live(cloud) -> str:
@@ -163,20 +179,27 @@ def run_handler(cloud, events: list[dict]) -> list[dict]:
             archive.extractall(unpacked)
     limits = {"HEARTGATE_SERVE__MAX_ROWS": str(MAX_ROWS), "HEARTGATE_SERVE__MAX_BODY_BYTES": str(MAX_BODY)}
     result = subprocess.run(
-        [sys.executable, "-I", "-c", _RUN_EVENTS, str(unpacked)], input=json.dumps(events),
-        env={"PATH": "/usr/bin:/bin", **limits}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-I", "-c", _RUN_EVENTS, str(unpacked)],
+        input=json.dumps(events),
+        env={"PATH": "/usr/bin:/bin", **limits},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return [(r["statusCode"], json.loads(r["body"])) for r in json.loads(result.stdout)]
 
 
 def test_the_deployed_handler_serves_the_same_api(cloud):
-    (predict, metadata, ready, missing) = run_handler(cloud, [
-        api_gateway_event("POST", "/predict", json.dumps({"beats": [BEAT, BEAT]})),
-        api_gateway_event("GET", "/metadata"),
-        api_gateway_event("GET", "/readyz"),
-        api_gateway_event("GET", "/nope"),
-    ])  # fmt: skip
+    (predict, metadata, ready, missing) = run_handler(
+        cloud,
+        [
+            api_gateway_event("POST", "/predict", json.dumps({"beats": [BEAT, BEAT]})),
+            api_gateway_event("GET", "/metadata"),
+            api_gateway_event("GET", "/readyz"),
+            api_gateway_event("GET", "/nope"),
+        ],
+    )
     assert predict[0] == 200 and predict[1]["model_version"] == "1" and len(predict[1]["predictions"]) == 2
     packaged = json.loads((StatePaths(cloud["state"]).root / "bentoml" / "models" / "heartgate-ecg" / "v1" / "metadata.json").read_text())
     assert len(packaged.pop(SMOKE_KEY)["beats"]) == 2  # shipped for the smoke test, not served
@@ -189,7 +212,7 @@ def test_every_bad_input_gets_the_same_4xx_as_the_bento_service(cloud):
     for payload, content_type, _, _ in BAD_REQUESTS:
         body = payload if isinstance(payload, bytes) else json.dumps(payload)
         events.append(api_gateway_event("POST", "/predict", body, content_type))
-    for (status, body), (_, _, expected_status, message) in zip(run_handler(cloud, events), BAD_REQUESTS):
+    for (status, body), (_, _, expected_status, message) in zip(run_handler(cloud, events), BAD_REQUESTS, strict=True):
         assert status == expected_status and message in body["error"], (status, body, message)
 
 
@@ -315,8 +338,13 @@ def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
     errors: list[Exception] = []
 
     def apply(work_dir: Path) -> None:
-        terraform = Terraform(root=PROJECT_ROOT / "infra" / "terraform" / "envs" / "aws", work_dir=work_dir,
-                              plugin_mirror=Path("/opt/tf-plugins"), log=lambda _: None, extra_env=cloud["env"])  # fmt: skip
+        terraform = Terraform(
+            root=PROJECT_ROOT / "infra" / "terraform" / "envs" / "aws",
+            work_dir=work_dir,
+            plugin_mirror=Path("/opt/tf-plugins"),
+            log=lambda _: None,
+            extra_env=cloud["env"],
+        )
         try:
             terraform.init(target_for(cloud["config"]).backend_config())
             terraform.apply(variables)

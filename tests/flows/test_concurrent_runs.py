@@ -29,6 +29,9 @@ def planted_copy(text: str) -> str:
     return "\n".join([lines[0], *rows]) + "\n"
 
 
+QUICK = ("--set", "data.sha256=null", "--set", "train.epochs=2", "--set", "approval.timeout_s=2", "--set", "approval.poll_interval_s=1")
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, prefect_server, reference_csv_gz):
     root = tmp_path_factory.mktemp("concurrent")
@@ -40,15 +43,16 @@ def two_runs(tmp_path_factory, prefect_server, reference_csv_gz):
     env |= {"PREFECT_API_URL": prefect_server}
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "heartgate.cli", "run", "--state-dir", str(state), "--set", f"data.source={source}",
-             "--set", "data.sha256=null", "--set", "train.epochs=2", "--set", "approval.timeout_s=2",
-             "--set", "approval.poll_interval_s=1"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [sys.executable, "-m", "heartgate.cli", "run", "--state-dir", str(state), "--set", f"data.source={source}", *QUICK],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for source in sources
     ]
     results = [run.communicate(timeout=600) for run in runs]
-    for run, (_, err) in zip(runs, results):
+    for run, (_, err) in zip(runs, results, strict=True):
         # Nobody is in production, so both candidates pass the gate; nobody answers, so neither is promoted.
         assert run.returncode == 1 and "not promoted, production unchanged" in err.strip().splitlines()[-1], err[-3000:]
     return load_config(overrides={"state_dir": str(state)}), sources

@@ -56,8 +56,16 @@ AWS_KILL_POINTS = [
     ("apply-move-live", r"aws_lambda_alias.live: Modifying\.\.\.", 0.0, True),
 ]
 POINT = ("point", "marker", "delay", "moves")
-AWS = ("--target", "aws", "--set", "deploy.aws.s3_path_style=true", "--set", "deploy.aws.function_name=hgcrash",
-       "--set", "deploy.aws.state_key=crash/terraform.tfstate")  # fmt: skip
+AWS = (
+    "--target",
+    "aws",
+    "--set",
+    "deploy.aws.s3_path_style=true",
+    "--set",
+    "deploy.aws.function_name=hgcrash",
+    "--set",
+    "deploy.aws.state_key=crash/terraform.tfstate",
+)
 
 
 class Site:
@@ -109,9 +117,16 @@ def aws(tmp_path_factory, moto_server, reference_csv_gz):
     import boto3
 
     state = tmp_path_factory.mktemp("crash-aws") / "state"
-    env = clean_environment("AWS_") | {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_DEFAULT_REGION": "us-east-1"}
-    site_aws = {name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
-                for name in ("s3", "lambda", "apigatewayv2")}  # fmt: skip
+    env = clean_environment("AWS_") | {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "a",
+        "AWS_SECRET_ACCESS_KEY": "b",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    site_aws = {
+        name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+        for name in ("s3", "lambda", "apigatewayv2")
+    }
     site_aws["s3"].create_bucket(Bucket="heartgate-terraform-state")
     api_key_secret(moto_server, "crash-site-key")  # the AWS target requires an API key by default
     flags = ("--state-dir", str(state), *AWS, "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null")
@@ -129,7 +144,7 @@ def served_version(url: str) -> str | None:
         return None
 
 
-def registry(state: Path):  # noqa: ANN201 - an MlflowClient on the site's store
+def registry(state: Path):
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=StatePaths(state).mlflow_tracking_uri)

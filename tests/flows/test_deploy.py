@@ -131,9 +131,7 @@ def test_a_better_candidate_is_deployed_and_heartgate_rollback_undoes_it(site):
     assert aliases(site["state"]) == {"candidate": "3", PRODUCTION_ALIAS: "1"}
     again = site["heartgate"]("rollback")
     assert again.returncode == 1
-    assert again.stderr.strip().splitlines()[-1] == (
-        "heartgate: error: nothing to roll back to: model 'heartgate-ecg-autoencoder' has no @previous version"
-    )
+    assert again.stderr.strip().splitlines()[-1] == ("heartgate: error: nothing to roll back to: model 'heartgate-ecg-autoencoder' has no @previous version")
 
 
 def test_a_bento_rebuilt_from_the_registry_has_the_same_model_files(site):
@@ -141,7 +139,9 @@ def test_a_bento_rebuilt_from_the_registry_has_the_same_model_files(site):
     model_dir = bentoml_home / "models" / "heartgate-ecg" / "v1"
 
     def digest() -> dict[str, str]:
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(model_dir.iterdir()) if p.suffix in (".onnx", ".json") and p.name != "model.yaml"}
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(model_dir.iterdir()) if p.suffix in (".onnx", ".json") and p.name != "model.yaml"
+        }
 
     first = digest()
     shutil.rmtree(model_dir)
@@ -157,8 +157,8 @@ def test_a_target_defined_outside_heartgate_is_reconciled_and_reported_like_the_
     store = tmp_path / "device"
 
     def edge(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "tests.heartgate.serving.targets.edge", *args, "--state-dir", str(site["state"]),
-                   "--target", "edge", "--set", f"deploy.edge.store={store}", "--set", "dependencies.wait_s=0.5"]  # fmt: skip
+        edge_settings = ["--target", "edge", "--set", f"deploy.edge.store={store}", "--set", "dependencies.wait_s=0.5"]
+        command = [sys.executable, "-m", "tests.heartgate.serving.targets.edge", *args, "--state-dir", str(site["state"]), *edge_settings]
         return subprocess.run(command, env=clean_environment(), capture_output=True, text=True, timeout=300)
 
     down = edge("status")
@@ -176,5 +176,8 @@ def test_a_target_defined_outside_heartgate_is_reconciled_and_reported_like_the_
     assert repaired.stdout.startswith(f"edge: redeployed version {production} at edge://{store}, smoke-tested")
     synced = edge("status")
     assert synced.returncode == 0, synced.stderr[-2000:]
-    assert f"edge: desired version {production} (@production); actual version {production} deployed at edge://{store}, answering as version {production}\n" in synced.stdout
+    assert (
+        f"edge: desired version {production} (@production); actual version {production} deployed at edge://{store}, answering as version {production}\n"
+        in synced.stdout
+    )
     assert served_version(site["url"]) == production  # the local target serves on, untouched

@@ -48,11 +48,15 @@ def mlflow_server(postgres, moto_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("mlflow-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))} | keys
     env |= MLFLOW_SERVER_ENVIRONMENT | {"MLFLOW_S3_ENDPOINT_URL": moto_server, "MLFLOW_DISABLE_TELEMETRY": "true", "TMPDIR": str(home)}
+    store = ["--backend-store-uri", postgres.url("mlflow"), "--artifacts-destination", f"s3://{BUCKET}/artifacts"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres.url("mlflow"),
-         "--artifacts-destination", f"s3://{BUCKET}/artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        env=env, cwd=home, stdout=(home / "server.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "mlflow", "server", *store, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=home,
+        stdout=(home / "server.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until_answering(f"{url}/health", server, "MLflow server", timeout=180)
     yield {"url": url, "s3": s3}
@@ -65,8 +69,11 @@ def heartgate(*args: str, state: Path, tracking_uri: str) -> subprocess.Complete
     env = clean_environment("AWS_")
     return subprocess.run(
         [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(state), "--tracking-uri", tracking_uri],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +81,19 @@ def run(mlflow_server, tmp_path_factory, undeploy_at_teardown, reference_csv_gz)
     state = tmp_path_factory.mktemp("team") / "machine-a"
     undeploy_at_teardown(state)
     result = heartgate(
-        "run", "--auto-approve", "--set", "train.epochs=2", "--set", f"serve.port={free_port()}",
-        "--set", f"data.source={reference_csv_gz}", "--set", "data.sha256=null",
-        state=state, tracking_uri=mlflow_server["url"],
-    )  # fmt: skip
+        "run",
+        "--auto-approve",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        f"serve.port={free_port()}",
+        "--set",
+        f"data.source={reference_csv_gz}",
+        "--set",
+        "data.sha256=null",
+        state=state,
+        tracking_uri=mlflow_server["url"],
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return state
 

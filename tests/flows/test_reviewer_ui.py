@@ -41,7 +41,7 @@ class WebhookReceiver:
         received: list[dict] = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
                 self.send_response(204)
                 self.end_headers()
@@ -63,8 +63,9 @@ class WebhookReceiver:
 
 
 def heartgate(site, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(site["state"])],
-                          env=site["env"], capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "heartgate.cli", *args, "--state-dir", str(site["state"])], env=site["env"], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +74,15 @@ def site(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
     state = tmp_path_factory.mktemp("reviewer") / "state"
     undeploy_at_teardown(state)
     settings = {
-        "stack.prefect_port": free_port(), "stack.mlflow_port": free_port(), "serve.port": free_port(),
-        "stack.watchdog_interval_s": 3600, "approval.notify.webhook_url": webhook.url, "approval.poll_interval_s": 1,
-        "data.source": str(reference_csv_gz), "data.sha256": "null",
-    }  # fmt: skip
+        "stack.prefect_port": free_port(),
+        "stack.mlflow_port": free_port(),
+        "serve.port": free_port(),
+        "stack.watchdog_interval_s": 3600,
+        "approval.notify.webhook_url": webhook.url,
+        "approval.poll_interval_s": 1,
+        "data.source": str(reference_csv_gz),
+        "data.sha256": "null",
+    }
     env = clean_environment(train_cache=False)  # the reviewer watches a real training
     site = {"state": state, "env": env, "webhook": webhook, "shots": state / "screenshots"}
     up = heartgate(site, "up", *(arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")))
@@ -135,14 +141,14 @@ class Reviewer:
         # time.sleep: its route handler (loopback only) runs only while Playwright is called.
         page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+\?tab=Runs"))
 
-    def open_resume_form(self, run_id: str):  # noqa: ANN201 - a playwright Locator
+    def open_resume_form(self, run_id: str):
         self.page.goto(f"{self.site['prefect']}/runs/flow-run/{run_id}")
         self.page.get_by_role("button", name="Resume", exact=True).click()
         dialog = self.page.get_by_role("dialog")
         dialog.get_by_text("Promotion gate: PASSED").wait_for()
         return dialog
 
-    def answer(self, dialog, approve: bool, reviewer: str, comment: str, tries: int = 3) -> None:  # noqa: ANN001
+    def answer(self, dialog, approve: bool, reviewer: str, comment: str, tries: int = 3) -> None:
         """Fill the form and submit it until the server accepts the answer, as a person would when
         the form stays open after Submit: the server was busy (a 503, seen in CI under load), the
         form did not post, or the server refused input it could not validate (the run stays
@@ -167,7 +173,7 @@ class Reviewer:
             refusals.append(f"the server refused the input: {result['details']}")
         raise AssertionError(f"the Resume form never took the answer in {tries} tries: " + "; ".join(refusals))
 
-    def submit(self, button, posting_to: str, refusals: list[str]):  # noqa: ANN001, ANN201 - playwright Locator and Response
+    def submit(self, button, posting_to: str, refusals: list[str]):
         """Click a form's Submit; the response to the POST it sends (URL ending `posting_to`), or
         None, with the reason added to `refusals`, when it sends none within 30 s or the server
         answers 503 (Prefect's "busy, try again": its own client retries those too)."""
@@ -192,14 +198,14 @@ class Api:
     def __init__(self, site) -> None:
         self.url = f"{site['prefect']}/api"
 
-    def _read(self, read):  # noqa: ANN001, ANN202
+    def _read(self, read):
         from prefect import get_client
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: self.url}), get_client(sync_client=True) as client:
             return read(client)
 
-    def new_run_of(self, deployment_id, known: set, timeout: float = 60):  # noqa: ANN001, ANN201
+    def new_run_of(self, deployment_id, known: set, timeout: float = 60):
         from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
         only = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
@@ -211,7 +217,7 @@ class Api:
             time.sleep(1)
         raise AssertionError("the Run form created no flow run")
 
-    def wait(self, run_id, until, timeout: float = 300):  # noqa: ANN001, ANN201
+    def wait(self, run_id, until, timeout: float = 300):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self._read(lambda client: client.read_flow_run(run_id))

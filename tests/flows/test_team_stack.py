@@ -40,9 +40,9 @@ CREDENTIALS = {
 def bare_repository(root: Path) -> tuple[str, str]:
     """This working tree (tracked and untracked, not ignored) committed into a bare repository:
     the team's git server. Returns its URL and the commit on `main`."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    )
     work = root / "checkout"
     for name in filter(None, listed):
         if (PROJECT_ROOT / name).is_file():
@@ -78,11 +78,14 @@ def team(moto_server, reference_csv_gz):
         "deploy": {"target": "local"},
         "serve": {"port": free_port()},
         "stack": {
-            **ports, "artifacts_destination": f"s3://{BUCKET}/mlflow-artifacts", "results_storage": f"s3://{BUCKET}/prefect-results",
-            "git_repository": repository, "git_ref": "main",
+            **ports,
+            "artifacts_destination": f"s3://{BUCKET}/mlflow-artifacts",
+            "results_storage": f"s3://{BUCKET}/prefect-results",
+            "git_repository": repository,
+            "git_ref": "main",
             "watchdog_interval_s": 3600,  # quiet here: tests/flows/test_watchdog.py runs it
         },
-    }  # fmt: skip
+    }
     config_file = root / "team.yaml"
     config_file.write_text(yaml.safe_dump(config))
     base = clean_environment("AWS_")
@@ -95,9 +98,16 @@ def team(moto_server, reference_csv_gz):
         for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             patch.setenv(name, CREDENTIALS[name])
         yield {
-            "root": root, "state": root / "state", "env": env | {"PREFECT_API_URL": api}, "cli": cli, "api": api, "s3": s3,
-            "commit": commit, "mlflow": config["mlflow"]["tracking_uri"], "postgres_port": ports["postgres_port"],
-        }  # fmt: skip
+            "root": root,
+            "state": root / "state",
+            "env": env | {"PREFECT_API_URL": api},
+            "cli": cli,
+            "api": api,
+            "s3": s3,
+            "commit": commit,
+            "mlflow": config["mlflow"]["tracking_uri"],
+            "postgres_port": ports["postgres_port"],
+        }
     for worker in (root / "state" / "workers").glob("*"):
         heartgate(env, "undeploy", *cli, "--state-dir", str(worker))
     down = heartgate(env, "down", *cli, "--state-dir", str(root / "state"))
@@ -270,8 +280,8 @@ def test_no_credential_is_written_anywhere(team, race):
     secret_names = ("PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_PASSWORD")  # the user name is not a secret (MLflow logs it)
     sentinels = [CREDENTIALS[name].encode() for name in secret_names] + [b"aws-sentinel-55d1"]
     leaked = [
-        str(path) for path in team["state"].rglob("*")  # everything heartgate and its servers wrote
-        if path.is_file() and not path.is_symlink()
-        and any(secret in path.read_bytes() for secret in sentinels)
-    ]  # fmt: skip
+        str(path)
+        for path in team["state"].rglob("*")  # everything heartgate and its servers wrote
+        if path.is_file() and not path.is_symlink() and any(secret in path.read_bytes() for secret in sentinels)
+    ]
     assert leaked == []

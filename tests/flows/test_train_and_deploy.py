@@ -24,9 +24,7 @@ MODEL_NAME = "heartgate-ecg-autoencoder"
 def heartgate(*args: str, cwd: Path, home: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = clean_environment(train_cache=False)  # `make run` as a user runs it: every run trains
     env |= {"HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "heartgate.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", "heartgate.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 PORT = free_port()
@@ -94,9 +92,7 @@ def test_run_holds_params_losses_model_onnx_and_plots(first_run, client):
     assert run.data.params["data_md5"] == version.tags["data_md5"]
     assert len(client.get_metric_history(run.info.run_id, "loss")) == int(run.data.params["train.epochs"])
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == int(run.data.params["train.epochs"])
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")} | {
-        a.path for a in client.list_artifacts(run.info.run_id, "onnx")
-    }
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")} | {a.path for a in client.list_artifacts(run.info.run_id, "onnx")}
     assert artifacts == {"plots/error_histogram.png", "plots/roc_pr_curves.png", "plots/gate_error_histogram.png", "onnx/scorer.onnx"}
     (logged,) = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'")
     assert version.source == logged.artifact_location  # the keras scorer, logged as an MLflow model of the run
@@ -158,9 +154,17 @@ def test_a_worse_second_run_registers_a_version_and_leaves_the_served_model_alon
     pidfile = StatePaths(state).root / "deploy" / "local" / "server.pid"
     serving_pid = pidfile.read_text()
     result = heartgate(
-        "run", "--auto-approve", "--state-dir", str(state), "--set", "train.epochs=2", "--set", f"serve.port={PORT}",
-        cwd=root / "cwd", home=root / "home",
-    )  # fmt: skip
+        "run",
+        "--auto-approve",
+        "--state-dir",
+        str(state),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        f"serve.port={PORT}",
+        cwd=root / "cwd",
+        home=root / "home",
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert pidfile.read_text() == serving_pid  # the same server process...
     assert served()["model_version"] == "1"  # ...still answers with the production model
@@ -182,9 +186,7 @@ def test_lineage_command_shows_the_version_and_refuses_unknown_ones(first_run):
     assert '"data_md5"' in shown.stdout and '"candidate"' in shown.stdout
     missing = heartgate("lineage", "42", "--state-dir", str(state), cwd=root / "cwd", home=root / "home")
     assert missing.returncode == 1
-    assert missing.stderr.strip().splitlines()[-1].startswith(
-        "heartgate: error: no version '42' of model 'heartgate-ecg-autoencoder'"
-    )
+    assert missing.stderr.strip().splitlines()[-1].startswith("heartgate: error: no version '42' of model 'heartgate-ecg-autoencoder'")
 
 
 def test_bad_source_fails_the_run_with_one_line(first_run, client, tmp_path):
@@ -192,11 +194,17 @@ def test_bad_source_fails_the_run_with_one_line(first_run, client, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("split,label\n1,2\n")
     result = heartgate(
-        "run", "--auto-approve", "--state-dir", str(state), "--set", f"data.source={bad}", "--set", "data.sha256=null",
-        cwd=root / "cwd", home=root / "home",
-    )  # fmt: skip
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "heartgate: error: line 1: expected header 'split,label,t000..t139', found 'split,label'"
+        "run",
+        "--auto-approve",
+        "--state-dir",
+        str(state),
+        "--set",
+        f"data.source={bad}",
+        "--set",
+        "data.sha256=null",
+        cwd=root / "cwd",
+        home=root / "home",
     )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == ("heartgate: error: line 1: expected header 'split,label,t000..t139', found 'split,label'")
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 2  # nothing registered

@@ -32,7 +32,14 @@ def stack(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
     undeploy_at_teardown(state)
     port = free_port()
     env, flags = clean_environment(), local_flags(state, port, reference_csv_gz)
-    stack_flags = ("--set", f"stack.prefect_port={free_port()}", "--set", f"stack.mlflow_port={free_port()}", "--set", f"stack.watchdog_interval_s={INTERVAL_S}")
+    stack_flags = (
+        "--set",
+        f"stack.prefect_port={free_port()}",
+        "--set",
+        f"stack.mlflow_port={free_port()}",
+        "--set",
+        f"stack.watchdog_interval_s={INTERVAL_S}",
+    )
 
     def heartgate(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "heartgate.cli", *args, *flags], env=env, capture_output=True, text=True, timeout=300)
@@ -74,12 +81,14 @@ def wait_for_a_watchdog_run_to_end(api: str) -> None:
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    def last_ended(client) -> object:  # noqa: ANN001
+    def last_ended(client) -> object:
         watchdog = client.read_deployment_by_name("reconcile/watchdog")
         runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(id={"any_": [watchdog.id]}),
-            flow_run_filter=FlowRunFilter(state={"type": {"any_": ["COMPLETED"]}}), sort=FlowRunSort.END_TIME_DESC, limit=1,
-        )  # fmt: skip
+            flow_run_filter=FlowRunFilter(state={"type": {"any_": ["COMPLETED"]}}),
+            sort=FlowRunSort.END_TIME_DESC,
+            limit=1,
+        )
         return runs[0].id if runs else None
 
     with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:

@@ -7,8 +7,10 @@ def test_overrides_reach_the_workers_flows_as_config_variables():
     variables = override_variables(overrides)
     assert variables["HEARTGATE_SERVE__PORT"] == "3100"
     assert env_overrides(variables) == {
-        "serve": {"port": 3100}, "train": {"hidden_units": [8, 4]}, "data": {"sha256": None, "source": "/a b.csv"},
-    }  # fmt: skip
+        "serve": {"port": 3100},
+        "train": {"hidden_units": [8, 4]},
+        "data": {"sha256": None, "source": "/a b.csv"},
+    }
 
 
 def server_config(**stack):
@@ -52,9 +54,7 @@ def test_without_a_repository_workers_run_this_checkout_and_with_one_they_clone_
     from heartgate.stack import prefect_file
 
     local = prefect_file(server_config(git_repository=None).model_copy(update={"state_dir": tmp_path}))
-    assert yaml.safe_load(local.read_text())["pull"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}
-    ]
+    assert yaml.safe_load(local.read_text())["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": str(PROJECT_ROOT)}}]
     cloned = prefect_file(server_config(git_repository="file:///srv/heartgate.git").model_copy(update={"state_dir": tmp_path / "b"}))
     assert list(yaml.safe_load(cloned.read_text())["pull"][0]) == ["prefect.deployments.steps.git_clone"]
 

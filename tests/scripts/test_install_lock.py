@@ -38,7 +38,10 @@ def write_wheel(into: Path, name: str, version: str, tag: str, files: dict[str, 
     files = {
         **files,
         f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{metadata}".encode(), 0o644),
-        f"{info}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: heartgate-tests\nRoot-Is-Purelib: {'true' if tag.endswith('any') else 'false'}\nTag: {tag}\n".encode(), 0o644),
+        f"{info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: heartgate-tests\nRoot-Is-Purelib: {'true' if tag.endswith('any') else 'false'}\nTag: {tag}\n".encode(),
+            0o644,
+        ),
     }
     record = "".join(f"{path},{record_hash(data)},{len(data)}\n" for path, (data, _) in files.items()) + f"{info}/RECORD,,\n"
     wheel = into / f"{name}-{version}-{tag}.whl"
@@ -100,8 +103,7 @@ def index(tmp_path_factory):
         page = root / "simple" / name / "index.html"
         page.parent.mkdir(parents=True)
         links = "".join(
-            f'<a href="/files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>\n'
-            for w in sorted(files.glob(f"{name}-*.whl"))
+            f'<a href="/files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>\n' for w in sorted(files.glob(f"{name}-*.whl"))
         )
         page.write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietFiles, directory=str(root)))
@@ -116,9 +118,15 @@ def installer_env(index, tmp_path):
     url, _ = index
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
     return env | {
-        "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": url, "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "UV_NO_CONFIG": "1", "UV_DEFAULT_INDEX": url, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "PYTHON": PYTHON,
-    }  # fmt: skip
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": url,
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "UV_NO_CONFIG": "1",
+        "UV_DEFAULT_INDEX": url,
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "PYTHON": PYTHON,
+    }
 
 
 def lock_file(path: Path, lines: list[str]) -> Path:
@@ -155,8 +163,13 @@ def test_the_install_takes_the_locks_versions_where_the_index_offers_newer_ones(
     # resolving): it does not end with exactly the lock on this index, so this index is the trap.
     old = tmp_path / "old-venv"
     subprocess.run([PYTHON, "-m", "venv", str(old)], check=True, timeout=120)
-    before = subprocess.run([str(old / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes", "-r", str(lock)],
-                            env=installer_env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    before = subprocess.run(
+        [str(old / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes", "-r", str(lock)],
+        env=installer_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert before.returncode != 0, "the old install held to the lock: this index no longer sets the trap"
     assert "beta[fast]>=1.0 from http://127.0.0.1" in before.stderr and "/files/beta-2.0-py3-none-any.whl" in before.stderr
 
@@ -181,7 +194,9 @@ def test_a_file_that_is_not_the_locked_one_is_refused_and_the_venv_is_left_as_it
     tampered = lock_file(tmp_path / "tampered.lock", [pin(locked["uv"]), pin(locked["alpha"]), f"beta==2.0 --hash=sha256:{wrong}", pin(locked["gamma"])])
     result = install(venv, tampered, installer_env)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == f"heartgate: error: cannot install {tampered} exactly (uv's reason above); nothing outside the lock was tried"
+    assert (
+        result.stderr.strip().splitlines()[-1] == f"heartgate: error: cannot install {tampered} exactly (uv's reason above); nothing outside the lock was tried"
+    )
     assert "beta" in result.stderr and wrong in result.stderr  # uv names the package and the hash it expected
     assert versions(venv) == before
 

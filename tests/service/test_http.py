@@ -50,16 +50,21 @@ def served(tmp_path_factory):
 
     port = free_port()
     env = os.environ | {
-        "HEARTGATE_SERVE__MAX_ROWS": str(MAX_ROWS), "HEARTGATE_SERVE__MAX_BODY_BYTES": str(MAX_BODY),
-        "HEARTGATE_SERVE__BODY_TIMEOUT_S": str(BODY_TIMEOUT_S), "HEARTGATE_SERVE__ACCESS_LOG": "false",
+        "HEARTGATE_SERVE__MAX_ROWS": str(MAX_ROWS),
+        "HEARTGATE_SERVE__MAX_BODY_BYTES": str(MAX_BODY),
+        "HEARTGATE_SERVE__BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "HEARTGATE_SERVE__ACCESS_LOG": "false",
         "HEARTGATE_API_KEY": API_KEY,
-    }  # fmt: skip
+    }
     bentoml_bin = str(Path(sys.executable).with_name("bentoml"))
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
     server = subprocess.Popen(
         [bentoml_bin, "serve", "heartgate:vhttp", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until_answering(f"{url}/readyz", server, "bento server")
     yield {"port": port, "url": url, "onnx": onnx, "threshold": metadata["threshold"], "beats": table.beats, "pid": server.pid, "log": log_path}
@@ -193,7 +198,12 @@ def worker_rss_mb(served) -> float:
 
 def test_a_chunked_body_over_the_limit_is_refused_while_read_with_flat_memory(served):
     before = worker_rss_mb(served)
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n" + b"Authorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        + b"Authorization: Bearer "
+        + API_KEY.encode()
+        + b"\r\n\r\n"
+    )
     piece = b"[" + b"0.5," * 262_000 + b"0]"  # ~1 MiB a chunk, 48 of them
     chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
     answer = raw_exchange(served, head, [*(chunk for _ in range(48)), b"0\r\n\r\n"])
@@ -212,7 +222,12 @@ def test_a_client_that_sends_an_oversized_body_without_waiting_reads_the_413(ser
 
 
 def test_a_stalled_body_gets_a_408_not_a_504(served):
-    head = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n" + b"Authorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+        + b"Authorization: Bearer "
+        + API_KEY.encode()
+        + b"\r\n\r\n"
+    )
     started = time.monotonic()
     answer = raw_exchange(served, head, [b'{"beats": [['])
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
@@ -223,8 +238,10 @@ def test_content_length_together_with_transfer_encoding_is_a_4xx(served):
     body = json.dumps({"beats": [BEAT]}).encode()
     head = (
         b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
-        + b"Authorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
-    )  # fmt: skip
+        + b"Authorization: Bearer "
+        + API_KEY.encode()
+        + b"\r\n\r\n"
+    )
     answer = raw_exchange(served, head, [f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"])
     status = int(answer.split(b" ", 2)[1])
     assert 400 <= status < 500 or status == 200, answer[:300]  # never the 504 of a server waiting on a body

@@ -188,9 +188,13 @@ class DeployTarget(ABC):
 
     def deployment(self, built: BentoBuild, url: str, variables: dict[str, Any], **extra: Any) -> Deployment:
         return self.record_type(
-            target=self.name, url=url, bento_tag=built.bento_tag, registry_version=built.registry_version,
-            variables=variables, **extra,
-        )  # fmt: skip
+            target=self.name,
+            url=url,
+            bento_tag=built.bento_tag,
+            registry_version=built.registry_version,
+            variables=variables,
+            **extra,
+        )
 
 
 def model_dir(model_tag: str) -> Path:

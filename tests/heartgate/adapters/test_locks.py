@@ -26,9 +26,9 @@ def test_a_held_lock_times_out_in_one_line_naming_the_holder(tmp_path, monkeypat
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     holder = hold_in_another_process(tmp_path)
     try:
-        with pytest.raises(LockTimeout, match=rf"^heartgate-deploy-local is held by pid {holder.pid} for more than 1s; try again later$"):
-            with deploy_lock("local", tmp_path, timeout_s=1):
-                pass
+        timed_out = pytest.raises(LockTimeout, match=rf"^heartgate-deploy-local is held by pid {holder.pid} for more than 1s; try again later$")
+        with timed_out, deploy_lock("local", tmp_path, timeout_s=1):
+            pass
     finally:
         holder.kill()
         holder.wait()

@@ -13,7 +13,7 @@ def test_the_log_rotates_before_it_passes_the_limit_and_keeps_n_backups(tmp_path
     assert all((tmp_path / name).stat().st_size <= 1000 for name in files)
     newest_first = [(tmp_path / name).read_bytes() for name in ("server.log", "server.log.1", "server.log.2")]
     kept = b"".join(reversed(newest_first)).splitlines(keepends=True)
-    assert kept == lines[-len(kept):]  # the newest lines, in order, none torn
+    assert kept == lines[-len(kept) :]  # the newest lines, in order, none torn
 
 
 def test_no_backups_means_the_file_starts_again(tmp_path):

@@ -11,7 +11,9 @@ METRICS = Metrics(precision=0.98, recall=0.97, f1=0.975, accuracy=0.98, roc_auc=
 
 def test_version_tags_carry_the_lineage_threshold_and_test_metrics():
     lineage = Lineage(data_md5="d" * 32, split_md5="s" * 32, data_source="pypi:x==1", git_commit="abc", config_hash="c" * 16)
-    trained = TrainResult(run_id="r1", model_uri="models:/m-1", onnx_artifact="onnx/scorer.onnx", epochs=3, final_loss=0.1, final_val_loss=0.1, train_seconds=1.0)
+    trained = TrainResult(
+        run_id="r1", model_uri="models:/m-1", onnx_artifact="onnx/scorer.onnx", epochs=3, final_loss=0.1, final_val_loss=0.1, train_seconds=1.0
+    )
     evaluation = EvaluationResult(threshold=0.0012345678901, threshold_rule="max_f1", validation=METRICS, test=METRICS)
     tags = version_tags(lineage, trained, evaluation)
     assert tags["data_md5"] == "d" * 32 and tags["split_md5"] == "s" * 32
@@ -37,7 +39,7 @@ class RacingClient:
         self.aliases[alias] = version
 
 
-def _registry(client) -> Registry:  # noqa: ANN001
+def _registry(client) -> Registry:
     return Registry(client=client, model_name="m", experiment="e", artifact_location=None, cache=Path("/nonexistent"))
 
 

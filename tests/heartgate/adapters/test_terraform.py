@@ -24,7 +24,9 @@ def test_diagnostics_become_one_line():
     event = {"diagnostic": {"summary": "Invalid value", "detail": "port must be a number"}}
     assert _diagnostic_text(event) == "Invalid value: port must be a number"
     assert _diagnostic_text({"diagnostic": {"summary": "Boom"}}) == "Boom"
-    wrapped = {"diagnostic": {"summary": "local-exec provisioner error", "detail": "Error running command:\nexit status 1.\nOutput: port 3000\nalready answers\n"}}
+    wrapped = {
+        "diagnostic": {"summary": "local-exec provisioner error", "detail": "Error running command:\nexit status 1.\nOutput: port 3000\nalready answers\n"}
+    }
     assert _diagnostic_text(wrapped) == "local-exec provisioner error: Error running command: exit status 1. Output: port 3000 already answers"
 
 
@@ -39,9 +41,7 @@ def test_terraform_code_is_formatted():
 @pytest.mark.parametrize("target", ["local", "aws"])
 def test_each_root_validates(tmp_path, target):
     """The aws root's provider comes from the filesystem mirror: no network."""
-    terraform = Terraform(
-        root=TERRAFORM_DIR / "envs" / target, work_dir=tmp_path, plugin_mirror=Path("/opt/tf-plugins"), log=lambda _: None
-    )
+    terraform = Terraform(root=TERRAFORM_DIR / "envs" / target, work_dir=tmp_path, plugin_mirror=Path("/opt/tf-plugins"), log=lambda _: None)
     terraform.init(backend=False)
     terraform.validate()
 
@@ -50,7 +50,7 @@ def test_each_root_validates(tmp_path, target):
 def test_a_failing_command_raises_with_terraforms_own_text(tmp_path):
     terraform = Terraform(root=TERRAFORM_DIR / "envs" / "local", work_dir=tmp_path, log=lambda _: None)
     terraform.init({"path": str(tmp_path / "terraform.tfstate")})
-    with pytest.raises(TerraformError, match="terraform plan failed in local: .*port"):
+    with pytest.raises(TerraformError, match=r"terraform plan failed in local: .*port"):
         terraform.plan_has_changes({"bento_tag": "x:v1", "port": "not-a-number", "bentoml_bin": "b", "bentoml_home": "h", "run_dir": "r", "python_bin": "p"})
 
 
@@ -69,7 +69,7 @@ def test_only_resource_changes_the_summary_and_problems_are_logged():
         {"type": "log", "@message": "Initializing the backend..."},
         {"type": "planned_change", "@message": "x: Plan to create"},
         {"type": "change_summary", "@message": "Plan: 1 to add", "changes": {"operation": "plan"}},
-        {"type": "provision_progress", "@message": "x: (local-exec): Executing: [\"/bin/bash\" \"-c\" \"set -euo ...\"]"},
+        {"type": "provision_progress", "@message": 'x: (local-exec): Executing: ["/bin/bash" "-c" "set -euo ..."]'},
         {"type": "apply_complete", "@message": "x: Creation complete after 2s"},
         {"type": "outputs", "@message": "Outputs: 2"},
     ]

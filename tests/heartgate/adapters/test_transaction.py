@@ -63,7 +63,7 @@ def test_a_bug_keeps_its_traceback_and_the_undo_is_logged():
 def test_the_cli_prints_each_failure_on_its_own_line(monkeypatch, capsys, tmp_path):
     from heartgate import cli
 
-    def failing(args, config, overrides):  # noqa: ANN001
+    def failing(args, config, overrides):
         raise UndoFailed(HeartgateError("deploy failed"), ["re-apply v1: terraform failed"])
 
     monkeypatch.setitem(cli.COMMANDS, "status", failing)

@@ -28,9 +28,7 @@ def test_precedence_file_then_environment_then_overrides(tmp_path: Path):
 
 
 def test_environment_values_are_typed_and_foreign_variables_ignored():
-    assert env_overrides({"HEARTGATE_TRAIN__HIDDEN_UNITS": "[8, 4]", "PATH": "/bin"}) == {
-        "train": {"hidden_units": [8, 4]}
-    }
+    assert env_overrides({"HEARTGATE_TRAIN__HIDDEN_UNITS": "[8, 4]", "PATH": "/bin"}) == {"train": {"hidden_units": [8, 4]}}
 
 
 def test_assignments_are_dotted_and_parsed_as_yaml():

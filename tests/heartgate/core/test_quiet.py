@@ -26,7 +26,13 @@ def test_only_the_banner_lines_are_dropped_from_file_descriptor_2():
 
 def test_tensorflow_imports_without_its_onednn_notice(tmp_path):
     code = "from heartgate.core.quiet import import_tensorflow; print(import_tensorflow().__name__)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp_path)})  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(tmp_path)},
+    )
     assert result.stdout.strip() == "tensorflow", result.stderr
     assert "oneDNN" not in result.stderr and "absl::InitializeLog" not in result.stderr, result.stderr

@@ -1,3 +1,4 @@
+import functools
 import gzip
 import hashlib
 import http.server
@@ -44,7 +45,7 @@ def test_csv_gz_is_read(tmp_path):
 
 
 def test_sha256_mismatch_is_named(tmp_path, synthetic_csv_file):
-    with pytest.raises(DataSourceError, match="sha256 mismatch .*corrupted or truncated"):
+    with pytest.raises(DataSourceError, match=r"sha256 mismatch .*corrupted or truncated"):
         fetch_source(str(synthetic_csv_file), "0" * 64, tmp_path / "downloads")
 
 
@@ -54,7 +55,7 @@ def test_missing_local_source(tmp_path):
 
 
 def test_unreachable_url_is_transient(tmp_path):
-    with pytest.raises(SourceUnreachableError, match="cannot fetch http://127.0.0.1:9/ecg.csv"):
+    with pytest.raises(SourceUnreachableError, match=r"cannot fetch http://127.0.0.1:9/ecg.csv"):
         fetch_source("http://127.0.0.1:9/ecg.csv", None, tmp_path / "downloads")
 
 
@@ -83,7 +84,7 @@ def test_archive_without_ucr_files(tmp_path):
 def http_server(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield served, f"http://127.0.0.1:{server.server_address[1]}"
@@ -102,7 +103,7 @@ def test_http_download_is_verified_and_kept_by_hash(tmp_path, http_server):
 
 def test_http_404_is_named_and_not_retried(tmp_path, http_server):
     _, base = http_server
-    with pytest.raises(DataSourceError, match="cannot fetch .*missing.csv: HTTP 404") as raised:
+    with pytest.raises(DataSourceError, match=r"cannot fetch .*missing.csv: HTTP 404") as raised:
         fetch_source(f"{base}/missing.csv", None, tmp_path / "downloads")
     assert not isinstance(raised.value, SourceUnreachableError)
 
@@ -149,7 +150,7 @@ def test_failed_push_restores_the_previous_version(tmp_path, synthetic_csv_file)
     blocked = tmp_path / "remote-is-a-file"
     blocked.write_text("not a directory")
     broken = load_config(overrides={"state_dir": str(tmp_path / "state"), "data": {"source": str(other), "sha256": None, "remote": str(blocked)}})
-    with pytest.raises(DataSourceError, match="could not version the data with DVC.*nothing was changed"):
+    with pytest.raises(DataSourceError, match=r"could not version the data with DVC.*nothing was changed"):
         pull_data(broken)
     assert read_md5(workspace / DATA_FILE) == good.md5
     assert (workspace / DATA_FILE).read_bytes() == synthetic_csv_file.read_bytes()
@@ -176,7 +177,7 @@ def test_s3_source_is_fetched_and_checked(tmp_path, aws, synthetic_csv_file):
     aws.upload_file(str(synthetic_csv_file), "ecg-source", "ecg5000.csv")
     fetched = fetch_source("s3://ecg-source/ecg5000.csv", sha256_of(synthetic_csv_file), tmp_path / "downloads")
     assert fetched.read_bytes() == synthetic_csv_file.read_bytes()
-    with pytest.raises(DataSourceError, match="cannot fetch s3://ecg-source/missing.csv"):
+    with pytest.raises(DataSourceError, match=r"cannot fetch s3://ecg-source/missing.csv"):
         fetch_source("s3://ecg-source/missing.csv", None, tmp_path / "downloads")
 
 
@@ -220,9 +221,9 @@ def test_a_data_version_stays_readable_by_its_md5_after_a_later_pull(tmp_path, s
 def test_bytes_that_do_not_match_their_md5_are_refused(tmp_path):
     path = tmp_path / "object"
     path.write_bytes(b"planted\n")
-    with pytest.raises(DataValidationError, match="does not match its md5 0{32}: the DVC cache is corrupted"):
+    with pytest.raises(DataValidationError, match=r"does not match its md5 0{32}: the DVC cache is corrupted"):
         read_verified(path, "0" * 32)
-    with pytest.raises(DataValidationError, match="data version 1{32} is missing from the DVC cache"):
+    with pytest.raises(DataValidationError, match=r"data version 1{32} is missing from the DVC cache"):
         read_verified(tmp_path / "absent", "1" * 32)
 
 
@@ -243,6 +244,8 @@ def test_a_version_is_restored_from_the_remote_by_its_md5_on_another_machine(tmp
 def test_a_version_is_restored_from_an_s3_remote_by_its_md5(tmp_path, aws, synthetic_csv_file):
     aws.create_bucket(Bucket="heartgate-dvc-shared")
     remote = "s3://heartgate-dvc-shared/ecg"
-    version = pull_data(load_config(overrides={"state_dir": str(tmp_path / "a"), "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": remote}}))
+    version = pull_data(
+        load_config(overrides={"state_dir": str(tmp_path / "a"), "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": remote}})
+    )
     machine_b = DvcStore.for_config(load_config(overrides={"state_dir": str(tmp_path / "b"), "data": {"source": "unused", "remote": remote}}))
     assert read_verified(machine_b.restore(version.md5), version.md5) == synthetic_csv_file.read_bytes()

@@ -17,7 +17,7 @@ def table() -> EcgTable:
 
 def _assignment_by_key(table: EcgTable, seed: int = 3) -> dict[str, str]:
     keys = row_keys(table, seed)
-    return dict(zip(keys.tolist(), assign_splits(keys, table.labels, SplitConfig(seed=seed)).tolist()))
+    return dict(zip(keys.tolist(), assign_splits(keys, table.labels, SplitConfig(seed=seed)).tolist(), strict=True))
 
 
 def test_split_is_stratified_60_20_20(table):
@@ -45,13 +45,13 @@ def test_split_file_round_trips_and_is_sorted(table):
     assignment = assign_splits(keys, table.labels, SplitConfig())
     text = splits_csv(keys, assignment)
     parsed = parse_splits_csv(text)
-    assert parsed == dict(zip(keys.tolist(), assignment.tolist()))
+    assert parsed == dict(zip(keys.tolist(), assignment.tolist(), strict=True))
     assert list(parsed) == sorted(parsed)
 
 
 def test_arrays_keep_test_out_of_training(table):
     keys = row_keys(table, 3)
-    split_of = dict(zip(keys.tolist(), assign_splits(keys, table.labels, SplitConfig()).tolist()))
+    split_of = dict(zip(keys.tolist(), assign_splits(keys, table.labels, SplitConfig()).tolist(), strict=True))
     arrays = split_arrays(table, keys, split_of)
     assert len(arrays.train_normal) == round(300 * 0.6)
     train_rows = {row.tobytes() for row in arrays.train_normal}

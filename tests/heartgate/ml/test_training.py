@@ -42,8 +42,8 @@ def test_training_is_deterministic_given_the_seed(arrays):
     second, _, history_b = fit_autoencoder(arrays, SMALL, progress=lambda _: None)
     other, _, _ = fit_autoencoder(arrays, SMALL.model_copy(update={"seed": 6}), progress=lambda _: None)
     assert history_a == history_b
-    assert all(np.array_equal(a, b) for a, b in zip(_weights(first), _weights(second)))
-    assert not all(np.array_equal(a, b) for a, b in zip(_weights(first), _weights(other)))
+    assert all(np.array_equal(a, b) for a, b in zip(_weights(first), _weights(second), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(_weights(first), _weights(other), strict=True))
 
 
 def test_scaling_is_fitted_on_training_beats_only(arrays):
@@ -72,7 +72,7 @@ def test_scorer_computes_the_reconstruction_error_and_onnx_agrees(arrays, tmp_pa
     assert onnx_errors.shape == (len(beats),)
 
 
-def _train_in(state: Path, arrays: SplitArrays, cache: Path | None, progress=lambda _: None):  # noqa: ANN001, ANN202
+def _train_in(state: Path, arrays: SplitArrays, cache: Path | None, progress=lambda _: None):
     overrides = {"state_dir": str(state), "data": {"source": "unused"}, "train": {**SMALL.model_dump(), "cache_dir": str(cache) if cache else None}}
     config = load_config(overrides=overrides)
     registry = Registry.for_config(config)
@@ -80,7 +80,7 @@ def _train_in(state: Path, arrays: SplitArrays, cache: Path | None, progress=lam
     return registry, train(config, registry, arrays, lineage, progress=progress)
 
 
-def _onnx_bytes(registry: Registry, trained) -> bytes:  # noqa: ANN001
+def _onnx_bytes(registry: Registry, trained) -> bytes:
     return registry.artifact(trained.run_id, trained.onnx_artifact).read_bytes()
 
 

@@ -7,9 +7,11 @@ from heartgate.release.approval import Approval, approval_request
 from tests.heartgate.ml.test_gate import STRICT, score
 
 CANDIDATE = RegisteredVersion(
-    name="heartgate-ecg-autoencoder", version="2", run_id="run123",
+    name="heartgate-ecg-autoencoder",
+    version="2",
+    run_id="run123",
     tags={"threshold": "0.00123", "threshold_rule": "max_f1", "data_md5": "d" * 32, "split_md5": "s" * 32, "git_commit": "abc"},
-)  # fmt: skip
+)
 
 
 def test_request_shows_the_comparison_and_what_would_be_deployed():
@@ -30,9 +32,11 @@ def test_outcome_tags_go_into_the_lineage():
     outcome = ApprovalOutcome(decision="rejected", reviewer="bob", comment="too few beats", answered_at="t")
     assert not outcome.approved
     assert outcome.as_tags() == {
-        "approval.decision": "rejected", "approval.reviewer": "bob",
-        "approval.comment": "too few beats", "approval.answered_at": "t",
-    }  # fmt: skip
+        "approval.decision": "rejected",
+        "approval.reviewer": "bob",
+        "approval.comment": "too few beats",
+        "approval.answered_at": "t",
+    }
 
 
 def test_auto_approve_is_refused_where_the_config_does_not_allow_it():

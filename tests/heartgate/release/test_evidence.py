@@ -12,8 +12,13 @@ from heartgate.release.evidence import confusion_matrices, evidence_markdown, pe
 from heartgate.release.notify import waiting_labels
 from tests.heartgate.ml.test_gate import STRICT
 
-PER_CLASS = (ClassRecall(label=1, beats=584, flagged=37), ClassRecall(label=2, beats=354, flagged=348), ClassRecall(label=3, beats=19, flagged=19),
-             ClassRecall(label=4, beats=39, flagged=33), ClassRecall(label=5, beats=5, flagged=4))  # fmt: skip
+PER_CLASS = (
+    ClassRecall(label=1, beats=584, flagged=37),
+    ClassRecall(label=2, beats=354, flagged=348),
+    ClassRecall(label=3, beats=19, flagged=19),
+    ClassRecall(label=4, beats=39, flagged=33),
+    ClassRecall(label=5, beats=5, flagged=4),
+)
 CANDIDATE = RegisteredVersion(name="heartgate-ecg-autoencoder", version="2", run_id="run2", tags={})
 
 
@@ -59,6 +64,8 @@ def test_the_page_links_to_mlflow_and_embeds_the_histogram(tmp_path):
 def test_the_notification_labels_name_the_version_and_the_figures():
     labels = waiting_labels(DECISION, CANDIDATE)
     assert labels == {
-        "heartgate.model": "heartgate-ecg-autoencoder", "heartgate.candidate_version": "2",
-        "heartgate.production_version": "version 1", "heartgate.gate": "precision 0.9700, recall 0.9600 (production 0.9500, 0.9400)",
-    }  # fmt: skip
+        "heartgate.model": "heartgate-ecg-autoencoder",
+        "heartgate.candidate_version": "2",
+        "heartgate.production_version": "version 1",
+        "heartgate.gate": "precision 0.9700, recall 0.9600 (production 0.9500, 0.9400)",
+    }

@@ -7,9 +7,13 @@ from types import SimpleNamespace
 from heartgate.release.history import entry
 
 GATE = {
-    "gate.promotable": "true", "gate.production_version": "1", "gate.candidate_precision": "0.970000",
-    "gate.candidate_recall": "0.980000", "gate.production_precision": "0.950000", "gate.production_recall": "0.960000",
-}  # fmt: skip
+    "gate.promotable": "true",
+    "gate.production_version": "1",
+    "gate.candidate_precision": "0.970000",
+    "gate.candidate_recall": "0.980000",
+    "gate.production_precision": "0.950000",
+    "gate.production_recall": "0.960000",
+}
 
 
 def version(number: str, **tags: str) -> SimpleNamespace:
@@ -18,10 +22,18 @@ def version(number: str, **tags: str) -> SimpleNamespace:
 
 def test_a_promoted_version_says_who_when_why_the_figures_and_where_it_served():
     promoted = version(
-        "2", **GATE, **{"promoted_at": "2026-11-27T02:44:01+00:00", "approval.decision": "approved", "approval.reviewer": "dr-ada",
-                        "approval.comment": "better on every class", "deployed.local": "2026-11-27T02:44:06+00:00: http://127.0.0.1:3000",
-                        "prefect.flow_run_name": "lambda3-minas", "prefect.flow_run_url": "http://127.0.0.1:4200/runs/flow-run/abc"},
-    )  # fmt: skip
+        "2",
+        **GATE,
+        **{
+            "promoted_at": "2026-11-27T02:44:01+00:00",
+            "approval.decision": "approved",
+            "approval.reviewer": "dr-ada",
+            "approval.comment": "better on every class",
+            "deployed.local": "2026-11-27T02:44:06+00:00: http://127.0.0.1:3000",
+            "prefect.flow_run_name": "lambda3-minas",
+            "prefect.flow_run_url": "http://127.0.0.1:4200/runs/flow-run/abc",
+        },
+    )
     lines = entry(promoted, aliases=("production",)).lines()
     assert lines[0] == "v2  promoted by dr-ada at 2026-11-27T02:44:01+00:00  [@production]"
     assert "    why: better on every class" in lines

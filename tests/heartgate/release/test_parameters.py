@@ -15,16 +15,13 @@ def test_untouched_choices_keep_the_config():
 
 
 def test_each_choice_sets_its_config_key_and_wins_over_free_form_overrides():
-    choices = RunParameters(epochs=7, threshold_rule="normal_quantile", gate_margin=0.01, target="aws",
-                            overrides={"train.epochs": 99, "train.batch_size": 64})  # fmt: skip
+    choices = RunParameters(epochs=7, threshold_rule="normal_quantile", gate_margin=0.01, target="aws", overrides={"train.epochs": 99, "train.batch_size": 64})
     config = load_config(overrides=nest(choices.config_overrides(), "."))
     assert (config.train.epochs, config.train.batch_size, config.threshold.rule) == (7, 64, "normal_quantile")
     assert (config.gate.margin, config.deploy.target) == (0.01, "aws")
 
 
-@pytest.mark.parametrize(
-    "bad", [{"epochs": -1}, {"threshold_rule": "median"}, {"target": "gcp"}, {"gate_margin": 2}, {"auto_approve": True}]
-)
+@pytest.mark.parametrize("bad", [{"epochs": -1}, {"threshold_rule": "median"}, {"target": "gcp"}, {"gate_margin": 2}, {"auto_approve": True}])
 def test_a_bad_choice_is_refused_by_name(bad):
     with pytest.raises(ValidationError, match=next(iter(bad))):
         RunParameters(**bad)

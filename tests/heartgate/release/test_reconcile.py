@@ -40,8 +40,5 @@ def test_in_sync_only_when_the_desired_version_is_deployed_answering_and_nothing
 
 def test_the_drift_is_one_line_saying_both_sides():
     line = drift(Desired("2", "@production"), serving("2", None, "the server of heartgate:v2 is gone"))
-    assert line == (
-        "desired version 2 (@production), actual version 2 deployed at http://127.0.0.1:3000, NOT ANSWERING; "
-        "the server of heartgate:v2 is gone"
-    )
+    assert line == ("desired version 2 (@production), actual version 2 deployed at http://127.0.0.1:3000, NOT ANSWERING; the server of heartgate:v2 is gone")
     assert ServingState(target="aws").describe() == "nothing deployed"

@@ -1,10 +1,19 @@
 from heartgate.serving.bento import served_metadata, tags_for
 
 TAGS = {
-    "threshold": "0.0020260937744751573", "data_md5": "d", "split_md5": "s", "git_commit": "g", "config_hash": "c",
-    "run_id": "r", "threshold_rule": "max_f1", "data_source": "pypi:x", "onnx_artifact": "onnx/scorer.onnx",
-    "test_precision": "0.985577", "test_tp": "410", "approval.reviewer": "alice",
-}  # fmt: skip
+    "threshold": "0.0020260937744751573",
+    "data_md5": "d",
+    "split_md5": "s",
+    "git_commit": "g",
+    "config_hash": "c",
+    "run_id": "r",
+    "threshold_rule": "max_f1",
+    "data_source": "pypi:x",
+    "onnx_artifact": "onnx/scorer.onnx",
+    "test_precision": "0.985577",
+    "test_tp": "410",
+    "approval.reviewer": "alice",
+}
 
 
 def test_metadata_comes_from_registry_tags_only_and_keeps_the_exact_threshold():

@@ -12,8 +12,8 @@ import pytest
 
 from heartgate.core.config import PROJECT_ROOT
 from heartgate.serving.bento import SERVICE_MODULE
-from heartgate.serving.targets.aws.package import HANDLER_MODULE
 from heartgate.serving.packaging import PROJECT_PACKAGES, module_files
+from heartgate.serving.targets.aws.package import HANDLER_MODULE
 
 _LOADED = """
 import json, sys
@@ -28,8 +28,11 @@ def loaded_project_files(entry: str) -> set[str]:
     """The project files a fresh interpreter has loaded after importing `entry`."""
     result = subprocess.run(
         [sys.executable, "-c", _LOADED, entry, ",".join(PROJECT_PACKAGES)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return {str(Path(path).resolve().relative_to(PROJECT_ROOT)) for path in json.loads(result.stdout)}
 
@@ -56,5 +59,9 @@ def test_an_import_anywhere_in_a_module_adds_the_imported_file(tmp_path):
     (tmp_path / "heartgate" / "deep.py").write_text("x = 1\n")
     (tmp_path / "heartgate" / "unused.py").write_text("")
     assert module_files("service.entry", root=tmp_path) == [
-        "heartgate/__init__.py", "heartgate/deep.py", "heartgate/helper.py", "service/__init__.py", "service/entry.py",
-    ]  # fmt: skip
+        "heartgate/__init__.py",
+        "heartgate/deep.py",
+        "heartgate/helper.py",
+        "service/__init__.py",
+        "service/entry.py",
+    ]

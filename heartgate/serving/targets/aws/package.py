@@ -33,10 +33,23 @@ RUNTIME_PACKAGES = ("onnxruntime", "numpy", "orjson")  # onnxruntime's other req
 # own copy), ORT's model tools, numpy's tests, build helpers, type stubs and the submodules numpy
 # imports only on first use (random, fft, polynomial, ma). openblas stays: numpy's core links it.
 UNUSED_IN_LAMBDA = (
-    "onnxruntime/capi/libonnxruntime.so.", "onnxruntime/transformers/", "onnxruntime/quantization/", "onnxruntime/tools/",
-    "onnxruntime/backend/", "onnxruntime/datasets/", "numpy/f2py/", "numpy/distutils/", "numpy/typing/",
-    "numpy/_core/include/", "numpy/_pyinstaller/", "numpy/doc/", "numpy/random/", "numpy/polynomial/", "numpy/ma/", "numpy/fft/",
-)  # fmt: skip
+    "onnxruntime/capi/libonnxruntime.so.",
+    "onnxruntime/transformers/",
+    "onnxruntime/quantization/",
+    "onnxruntime/tools/",
+    "onnxruntime/backend/",
+    "onnxruntime/datasets/",
+    "numpy/f2py/",
+    "numpy/distutils/",
+    "numpy/typing/",
+    "numpy/_core/include/",
+    "numpy/_pyinstaller/",
+    "numpy/doc/",
+    "numpy/random/",
+    "numpy/polynomial/",
+    "numpy/ma/",
+    "numpy/fft/",
+)
 UNUSED_SUFFIXES = (".pyi", ".pxd", ".h")
 HANDLER_MODULE = "service.lambda_handler"  # the function's handler: service.lambda_handler.handler
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
@@ -80,7 +93,9 @@ def check_wheels(wheels: list[Path], pinned: dict[str, str]) -> None:
         name = wheel.name.split("-", 1)[0].lower().replace("_", "-")
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         if name not in pinned or f"--hash=sha256:{digest}" not in pinned[name]:
-            raise WheelHashMismatch(f"Lambda wheel {wheel.name} (sha256 {digest[:12]}…) is not a file requirements.lock pins; remove {wheel.parent} and build again")
+            raise WheelHashMismatch(
+                f"Lambda wheel {wheel.name} (sha256 {digest[:12]}…) is not a file requirements.lock pins; remove {wheel.parent} and build again"
+            )
 
 
 def fetch_runtime_wheels(into: Path, lock: Path = LOCK_FILE) -> list[Path]:
@@ -91,12 +106,9 @@ def fetch_runtime_wheels(into: Path, lock: Path = LOCK_FILE) -> list[Path]:
         requirements = into / "requirements.txt"
         requirements.write_text("\n".join(pinned.values()) + "\n")
         platforms = [option for platform in PLATFORMS for option in ("--platform", platform)]
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--require-hashes",
-             "--disable-pip-version-check", "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
-             *platforms, "--dest", str(into), "-r", str(requirements)],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+        only_lambda = ["--only-binary=:all:", "--implementation", "cp", "--python-version", LAMBDA_PYTHON, *platforms]
+        pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--disable-pip-version-check"]
+        result = subprocess.run([*pip, *only_lambda, "--dest", str(into), "-r", str(requirements)], capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             raise SourceUnreachableError(f"cannot fetch Lambda wheels {sorted(pinned)}: {lines[-1] if lines else 'pip failed'}")
@@ -134,9 +146,7 @@ def _entries_sha256(entries: dict[str, bytes]) -> str:
 
 def _package(out: Path, unzipped: int) -> LambdaPackage:
     digest = hashlib.sha256(out.read_bytes()).digest()
-    return LambdaPackage(
-        path=out, sha256_base64=base64.b64encode(digest).decode(), size_bytes=out.stat().st_size, unzipped_bytes=unzipped
-    )
+    return LambdaPackage(path=out, sha256_base64=base64.b64encode(digest).decode(), size_bytes=out.stat().st_size, unzipped_bytes=unzipped)
 
 
 def _kept(out: Path, inputs: str) -> LambdaPackage | None:

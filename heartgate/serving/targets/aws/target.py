@@ -33,14 +33,14 @@ from heartgate.adapters.terraform import Terraform, terraform_running
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.contracts import BentoBuild, Deployment, ServingState
 from heartgate.core.errors import ConfigError, HeartgateError
+from heartgate.serving.served_model import BENTO_NAME
+from heartgate.serving.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.serving.targets.aws.package import (
     HANDLER_MODULE,
     LambdaPackage,
     build_lambda_package,
     fetch_runtime_wheels,
 )
-from heartgate.serving.served_model import BENTO_NAME
-from heartgate.serving.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.serving.targets.base import DeployFailed, DeployTarget, RollbackError, TargetSettings, model_dir
 
 # Runs the packaged handler in a clean interpreter whose only packages are the zip's.
@@ -111,8 +111,7 @@ def require_docker_engine() -> None:
     if result is None or result.returncode != 0:
         why = (result.stderr.strip().splitlines() or ["no output"])[-1] if result else "docker is not installed"
         raise DockerEngineMissing(
-            f"deploy.aws.artifact is 'image' but no Docker engine is running ({why}); "
-            "the zip package (deploy.aws.artifact: zip, the default) needs no Docker"
+            f"deploy.aws.artifact is 'image' but no Docker engine is running ({why}); the zip package (deploy.aws.artifact: zip, the default) needs no Docker"
         )
     raise HeartgateError("container-image deploys are not implemented yet; use deploy.aws.artifact: zip")
 
@@ -146,9 +145,13 @@ def invoke_packaged_handler(package: Path, event: dict[str, Any], environment: d
         with zipfile.ZipFile(package) as archive:
             archive.extractall(unpacked)
         result = subprocess.run(
-            [sys.executable, "-I", "-c", _INVOKE, unpacked, HANDLER_MODULE], input=json.dumps(event),
-            env={"PATH": "/usr/bin:/bin", **environment}, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [sys.executable, "-I", "-c", _INVOKE, unpacked, HANDLER_MODULE],
+            input=json.dumps(event),
+            env={"PATH": "/usr/bin:/bin", **environment},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     if result.returncode != 0:
         raise SmokeTestFailed(f"the packaged handler crashed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(result.stdout)
@@ -303,10 +306,15 @@ class AwsLambdaTarget(DeployTarget):
         live, previous = str(outputs["live_version"]), outputs["deployment"]["previous_live_version"]
         serves = self._serves(live)
         return LambdaDeployment(
-            target=self.name, url=str(outputs["url"]), bento_tag=f"{BENTO_NAME}:v{serves}", registry_version=serves,
-            variables=outputs["deployment"] | {"live_version": live}, live_version=live, previous_live_version=previous,
+            target=self.name,
+            url=str(outputs["url"]),
+            bento_tag=f"{BENTO_NAME}:v{serves}",
+            registry_version=serves,
+            variables=outputs["deployment"] | {"live_version": live},
+            live_version=live,
+            previous_live_version=previous,
             previous_registry_version=self._serves(previous) if previous else None,
-        )  # fmt: skip
+        )
 
     def _serves(self, function_version: str) -> str:
         """The registry version a published function version serves (from its own environment)."""
@@ -325,9 +333,7 @@ class AwsLambdaTarget(DeployTarget):
         if current is None or current.previous_live_version is None:
             raise RollbackError("nothing to roll back to on aws: no earlier function version was live")
         if current.previous_registry_version != version:
-            raise RollbackError(
-                f"the function version before `live` serves registry version {current.previous_registry_version}, not @previous {version}"
-            )
+            raise RollbackError(f"the function version before `live` serves registry version {current.previous_registry_version}, not @previous {version}")
         terraform.apply(current.variables | {"live_version": current.previous_live_version, "previous_live_version": None})
         rolled = self.current(terraform)
         self.log(f"`live` -> function version {rolled.live_version} (registry version {rolled.registry_version})")
@@ -346,9 +352,18 @@ class AwsLambdaTarget(DeployTarget):
 
     def placeholder_variables(self) -> dict[str, Any]:
         aws = self.settings
-        return {"region": aws.region, "name": aws.function_name, "package_s3_bucket": aws.package_bucket or aws.state_bucket,
-                "package_s3_key": "none", "package_sha256": "", "live_version": None, "previous_live_version": None,
-                "environment": {}, "api_key_secret_arn": "", "function_tags": {}}  # fmt: skip
+        return {
+            "region": aws.region,
+            "name": aws.function_name,
+            "package_s3_bucket": aws.package_bucket or aws.state_bucket,
+            "package_s3_key": "none",
+            "package_sha256": "",
+            "live_version": None,
+            "previous_live_version": None,
+            "environment": {},
+            "api_key_secret_arn": "",
+            "function_tags": {},
+        }
 
     def observe(self) -> ServingState:
         """The function version the Terraform state puts behind `live` (`deployed`) against the

@@ -40,10 +40,20 @@ def test_a_lock_without_hashes_is_refused_in_one_line(tmp_path):
 
 
 def test_what_the_handler_never_loads_stays_out_of_the_package():
-    kept = ["onnxruntime/capi/onnxruntime_pybind11_state.cpython-311-x86_64-linux-gnu.so", "numpy.libs/libscipy_openblas64_-32a4b2a6.so",
-            "numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so", "numpy/linalg/__init__.py", "onnxruntime/LICENSE"]  # fmt: skip
-    dropped = ["onnxruntime/capi/libonnxruntime.so.1.32.0", "numpy/_core/tests/test_multiarray.py", "numpy/random/mtrand.cpython-311-x86_64-linux-gnu.so",
-               "numpy/__init__.pyi", "onnxruntime/transformers/fusion_attention.py"]  # fmt: skip
+    kept = [
+        "onnxruntime/capi/onnxruntime_pybind11_state.cpython-311-x86_64-linux-gnu.so",
+        "numpy.libs/libscipy_openblas64_-32a4b2a6.so",
+        "numpy/_core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
+        "numpy/linalg/__init__.py",
+        "onnxruntime/LICENSE",
+    ]
+    dropped = [
+        "onnxruntime/capi/libonnxruntime.so.1.32.0",
+        "numpy/_core/tests/test_multiarray.py",
+        "numpy/random/mtrand.cpython-311-x86_64-linux-gnu.so",
+        "numpy/__init__.pyi",
+        "onnxruntime/transformers/fusion_attention.py",
+    ]
     assert [name for name in kept if not needed_at_runtime(name)] == []
     assert [name for name in dropped if needed_at_runtime(name)] == []
 
