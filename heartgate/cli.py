@@ -176,11 +176,13 @@ def command_pending(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 
 def command_pull_data(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.adapters.dvc_store import DvcStore
     from heartgate.ml.data import pull_data
     from heartgate.ml.splits import split_data
 
-    data = pull_data(config)
-    split = split_data(data, config)
+    store = DvcStore.for_config(config)
+    data = pull_data(config.data, store, StatePaths(config.state_root).downloads)
+    split = split_data(data, config.split, store)
     print(data.describe())
     print(f"split {split.md5} {split.counts}")
 
@@ -206,8 +208,7 @@ def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overr
     from heartgate.adapters.registry import Registry
     from heartgate.serving.bento import build_bento
 
-    Registry.for_config(config, existing_only=True)
-    built = build_bento(config, args.version)
+    built = build_bento(Registry.for_config(config, existing_only=True), args.version)
     print(f"bento {built.bento_tag} (model {built.model_tag}, onnx sha256 {built.onnx_sha256})")
 
 

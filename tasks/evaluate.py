@@ -16,7 +16,7 @@ from heartgate.release.resume import once_per_flow_run
 @task(name="evaluate-and-pick-threshold", cache_key_fn=once_per_flow_run)
 def evaluate_and_pick_threshold(config: HeartgateConfig, data: DataVersion, split: SplitVersion, trained: TrainResult) -> EvaluationResult:
     arrays = load_split_arrays(data, split, config.split.seed)
-    result = heartgate.ml.evaluation.evaluate_and_pick_threshold(config, Registry.for_config(config), arrays, trained)
+    result = heartgate.ml.evaluation.evaluate_and_pick_threshold(config.threshold, Registry.for_config(config), arrays, trained)
     create_markdown_artifact(result.markdown(), key="candidate-metrics", description="validation and test metrics")
     test = result.test
     get_run_logger().info(

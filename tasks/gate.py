@@ -23,7 +23,7 @@ from heartgate.release.resume import once_per_flow_run
 def promotion_gate(config: HeartgateConfig, data: DataVersion, split: SplitVersion, candidate: RegisteredVersion) -> GateDecision:
     arrays = load_split_arrays(data, split, config.split.seed)
     registry = Registry.for_config(config)
-    decision = heartgate.ml.gate.promotion_gate(config, registry, arrays, candidate)
+    decision = heartgate.ml.gate.promotion_gate(config.gate, registry, arrays, candidate)
     evidence = evidence_markdown(config, registry, decision, candidate)
     create_markdown_artifact(evidence, key="promotion-gate", description="candidate vs production: the gate's evidence")
     logger = get_run_logger()

@@ -18,8 +18,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from heartgate.adapters.dvc_store import DvcStore
-from heartgate.adapters.state import StatePaths
-from heartgate.core.config import HeartgateConfig
+from heartgate.core.config import DataConfig
 from heartgate.core.contracts import DataVersion
 from heartgate.core.ecg import parse_canonical_csv, ucr_to_canonical_csv
 from heartgate.core.errors import (
@@ -154,21 +153,21 @@ def canonical_csv_text(path: Path) -> str:
         raise DataValidationError(f"{path.name} is not UTF-8 text") from None
 
 
-def pull_data(config: HeartgateConfig) -> DataVersion:
-    """Fetch, validate, then version with DVC. Nothing is written to the DVC store unless the
-    data passed every check. The table parsed here is the one every later step reads."""
-    paths = StatePaths(config.state_root)
-    fetched = fetch_source(config.data.source, config.data.sha256, paths.downloads)
+def pull_data(source: DataConfig, store: DvcStore, downloads: Path) -> DataVersion:
+    """Fetch (kept by sha256 under `downloads`), validate, then version with DVC. Nothing is
+    written to the DVC store unless the data passed every check. The table parsed here is the
+    one every later step reads."""
+    fetched = fetch_source(source.source, source.sha256, downloads)
     text = canonical_csv_text(fetched)
     table = parse_canonical_csv(text)
-    tracked = DvcStore.for_config(config).commit({DATA_FILE: text.encode()})[DATA_FILE]
+    tracked = store.commit({DATA_FILE: text.encode()})[DATA_FILE]
     remember_table(tracked.md5, table)
     return DataVersion(
         path=tracked.path,
         md5=tracked.md5,
         rows=len(table),
         abnormal_rows=int(table.abnormal.sum()),
-        source=config.data.source,
+        source=source.source,
         source_sha256=sha256_of(fetched),
         previous_md5=tracked.previous_md5,
     )

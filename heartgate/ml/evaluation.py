@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from heartgate.adapters.registry import Registry
-from heartgate.core.config import HeartgateConfig
+from heartgate.core.config import ThresholdConfig
 from heartgate.core.contracts import EvaluationResult, TrainResult
 from heartgate.ml.metrics import classification_metrics, pick_threshold
 from heartgate.ml.plots import error_histogram, roc_pr_curves
@@ -39,14 +39,14 @@ def _log_smoke_beats(registry: Registry, run_id: str, record: dict) -> None:
     registry.log_bytes(run_id, SMOKE_ARTIFACT, json.dumps(record).encode())
 
 
-def evaluate_and_pick_threshold(config: HeartgateConfig, registry: Registry, arrays: SplitArrays, trained: TrainResult) -> EvaluationResult:
+def evaluate_and_pick_threshold(rule: ThresholdConfig, registry: Registry, arrays: SplitArrays, trained: TrainResult) -> EvaluationResult:
     scorer = OnnxScorer(registry.artifact(trained.run_id, trained.onnx_artifact))
     validation_errors = scorer.errors(arrays.validation)
     test_errors = scorer.errors(arrays.test)
-    threshold = pick_threshold(validation_errors, arrays.validation_abnormal, config.threshold)
+    threshold = pick_threshold(validation_errors, arrays.validation_abnormal, rule)
     result = EvaluationResult(
         threshold=threshold,
-        threshold_rule=config.threshold.rule,
+        threshold_rule=rule.rule,
         validation=classification_metrics(validation_errors, arrays.validation_abnormal, threshold),
         test=classification_metrics(test_errors, arrays.test_abnormal, threshold),
         smoke_artifact=SMOKE_ARTIFACT,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from heartgate.adapters.registry import PRODUCTION_ALIAS, Registry
-from heartgate.core.config import GateConfig, HeartgateConfig
+from heartgate.core.config import GateConfig
 from heartgate.core.contracts import (
     GATED_METRICS,
     BootstrapBounds,
@@ -115,7 +115,7 @@ def score_registered(registry: Registry, version: str, tags: dict[str, str], arr
     return score, errors
 
 
-def promotion_gate(config: HeartgateConfig, registry: Registry, arrays: SplitArrays, candidate: RegisteredVersion) -> GateDecision:
+def promotion_gate(gate: GateConfig, registry: Registry, arrays: SplitArrays, candidate: RegisteredVersion) -> GateDecision:
     """Score both models now, decide, record the decision in the candidate's version tags, and log
     both models' error histograms to the candidate's run."""
     production = registry.by_alias(PRODUCTION_ALIAS)
@@ -125,10 +125,10 @@ def promotion_gate(config: HeartgateConfig, registry: Registry, arrays: SplitArr
     if production is not None:
         production_score, production_errors = score_registered(registry, str(production.version), dict(production.tags), arrays)
         scores[f"production v{production.version}"], errors[f"production v{production.version}"] = production_score, production_errors
-        if config.gate.bootstrap:
+        if gate.bootstrap:
             flags = (candidate_errors > candidate_score.threshold, production_errors > production_score.threshold)
-            bounds = paired_bootstrap(*flags, arrays.test_abnormal, config.gate)
-    decision = decide(candidate_score, production_score, config.gate, bounds)
+            bounds = paired_bootstrap(*flags, arrays.test_abnormal, gate)
+    decision = decide(candidate_score, production_score, gate, bounds)
 
     rejection = {} if decision.promotable else {"rejected": "gate: " + "; ".join(decision.reasons)}
     registry.tag(candidate.version, decision.as_tags() | rejection)

