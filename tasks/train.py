@@ -18,4 +18,5 @@ from heartgate.release.resume import once_per_flow_run
 def train(config: HeartgateConfig, data: DataVersion, split: SplitVersion, lineage: Lineage) -> TrainResult:
     arrays = load_split_arrays(data, split, config.split.seed)
     registry = Registry.for_config(config)
-    return heartgate.ml.training.train(config, registry, arrays, lineage, progress=get_run_logger().info, origin=run_origin())
+    recorded = heartgate.ml.training.config_params(config)
+    return heartgate.ml.training.train(config.train, registry, arrays, lineage, recorded, progress=get_run_logger().info, origin=run_origin())

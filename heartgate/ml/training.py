@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -130,12 +130,17 @@ def fit_autoencoder(
     return autoencoder, scaling, history.history
 
 
-def training_params(config: HeartgateConfig, lineage: Lineage, scaling: Scaling, n_train: int) -> dict[str, str]:
+def config_params(config: HeartgateConfig) -> dict[str, str]:
+    """What a training run records of the config it ran with (its MLflow params): the settings
+    that decide the model, from the train, split and threshold sections."""
     params = {f"train.{key}": value for key, value in config.train.model_dump(exclude=NOT_MODEL_INPUTS["train"]).items()}
     params |= {f"split.{key}": value for key, value in config.split.model_dump().items()}
-    params |= {"threshold.rule": config.threshold.rule, "scaling.low": scaling.low, "scaling.high": scaling.high}
-    params |= {"train.normal_beats": n_train, **lineage.as_tags()}
-    return {key: str(value) for key, value in params.items()}
+    return {key: str(value) for key, value in (params | {"threshold.rule": config.threshold.rule}).items()}
+
+
+def training_params(recorded: Mapping[str, str], lineage: Lineage, scaling: Scaling, n_train: int) -> dict[str, str]:
+    params = {"scaling.low": scaling.low, "scaling.high": scaling.high, "train.normal_beats": n_train, **lineage.as_tags()}
+    return dict(recorded) | {key: str(value) for key, value in params.items()}
 
 
 def export_onnx(scorer: keras.Model, path: Path) -> None:
@@ -247,19 +252,21 @@ def _log_history(registry: Registry, run_id: str, history: dict[str, list[float]
 
 
 def train(
-    config: HeartgateConfig,
+    settings: TrainConfig,
     registry: Registry,
     arrays: SplitArrays,
     lineage: Lineage,
+    recorded: Mapping[str, str],
     progress: Callable[[str], None] = print,
     origin: RunOrigin | None = None,
 ) -> TrainResult:
     """The MLflow run opens before the first epoch (its Duration is the training's) and closes
-    once the model and its ONNX export are logged. With `train.cache_dir` set, a model trained
-    before on exactly these inputs is reused (heartgate.ml.training_cache)."""
+    once the model and its ONNX export are logged; `recorded` (`config_params`) goes into its
+    params. With `train.cache_dir` set, a model trained before on exactly these inputs is reused
+    (heartgate.ml.training_cache)."""
     experiment_id = registry.experiment_id()
-    cache = TrainingCache(config.train.cache_root) if config.train.cache_root else None
-    key = cache_key(config.train, arrays) if cache else ""
+    cache = TrainingCache(settings.cache_root) if settings.cache_root else None
+    key = cache_key(settings, arrays) if cache else ""
     reused = cache.get(key) if cache else None
     tags = run_tags(lineage, origin) | ({"heartgate.train.reused": key} if reused else {})
     run = registry.client.create_run(experiment_id, run_name=f"train-{lineage.data_md5[:8]}", tags=tags)
@@ -267,15 +274,15 @@ def train(
     try:
         with tempfile.TemporaryDirectory() as scratch:
             if reused:
-                progress(f"reused the model trained before on the same inputs ({config.train.epochs} epochs, cache entry {key[:12]})")
+                progress(f"reused the model trained before on the same inputs ({settings.epochs} epochs, cache entry {key[:12]})")
                 _log_history(registry, run_id, reused.history)
                 trained = reused
             else:
-                trained = train_to_files(arrays, config.train, Path(scratch), progress, on_epoch=_epoch_logger(registry, run_id))
+                trained = train_to_files(arrays, settings, Path(scratch), progress, on_epoch=_epoch_logger(registry, run_id))
                 if cache:
                     cache.put(key, trained)
             scaling = Scaling(*trained.scaling)
-            _log_training(registry, run_id, training_params(config, lineage, scaling, trained.normal_beats), trained.train_seconds)
+            _log_training(registry, run_id, training_params(recorded, lineage, scaling, trained.normal_beats), trained.train_seconds)
             model_uri = _log_keras_model(registry, experiment_id, run_id, trained.model_dir)
             registry.log_file(run_id, ONNX_ARTIFACT, trained.onnx)  # kept in the local artifact cache (no download later)
     except BaseException:

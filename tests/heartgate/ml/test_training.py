@@ -10,7 +10,16 @@ from heartgate.core.config import TrainConfig, load_config
 from heartgate.core.ecg import parse_canonical_csv
 from heartgate.core.lineage import Lineage
 from heartgate.ml.splits import SplitArrays
-from heartgate.ml.training import Scaling, build_scorer, cache_key, export_onnx, fit_autoencoder, reconstruction_error, train
+from heartgate.ml.training import (
+    Scaling,
+    build_scorer,
+    cache_key,
+    config_params,
+    export_onnx,
+    fit_autoencoder,
+    reconstruction_error,
+    train,
+)
 from heartgate.serving.scorer import OnnxScorer
 from tests.conftest import synthetic_csv
 
@@ -77,7 +86,7 @@ def _train_in(state: Path, arrays: SplitArrays, cache: Path | None, progress=lam
     config = load_config(overrides=overrides)
     registry = Registry.for_config(config)
     lineage = Lineage(data_md5="d" * 32, split_md5="s" * 32, data_source="synthetic", git_commit="abc", config_hash=config.model_hash())
-    return registry, train(config, registry, arrays, lineage, progress=progress)
+    return registry, train(config.train, registry, arrays, lineage, config_params(config), progress=progress)
 
 
 def _onnx_bytes(registry: Registry, trained) -> bytes:
