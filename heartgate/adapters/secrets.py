@@ -10,6 +10,8 @@ that needs them and to no other, never written to a file, a log or a deployment 
 - HEARTGATE_API_KEY: the served API's bearer key on the local target (serve.api_key): the model
   server gets it in its environment at start, clients (the smoke test, `status`) send it; a deploy
   records only its fingerprint. A target with a secret store keeps it there (aws: Secrets Manager).
+- HEARTGATE_RELEASE_KEY: the release signing key (heartgate.adapters.signing), for the promoting
+  process only.
 - AWS credentials (the standard chain) and PGPASSWORD (an existing PostgreSQL server) pass
   through to the processes that talk to S3 or PostgreSQL, and to no other.
 """
@@ -27,10 +29,11 @@ MLFLOW_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 MLFLOW_SERVER_KEY = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 API_KEY = "HEARTGATE_API_KEY"
+RELEASE_KEY = "HEARTGATE_RELEASE_KEY"  # the release signing key (heartgate.adapters.signing)
 AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 POSTGRES = ("PGPASSWORD",)
 SERVER_SIDE = ("PREFECT_SERVER_API_AUTH_STRING", "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", MLFLOW_SERVER_KEY)
-ALL = (PREFECT_AUTH, MLFLOW_USERNAME, MLFLOW_PASSWORD, *AWS, *POSTGRES, *SERVER_SIDE)
+ALL = (PREFECT_AUTH, MLFLOW_USERNAME, MLFLOW_PASSWORD, RELEASE_KEY, *AWS, *POSTGRES, *SERVER_SIDE)
 
 
 @dataclass(frozen=True, repr=False)  # repr=False: a traceback or a log line never shows them

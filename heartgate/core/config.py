@@ -22,7 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "configs" / "default.yaml"
 ENV_PREFIX = "HEARTGATE_"
 ENV_NESTING = "__"
-SECRET_VARIABLES = frozenset({"HEARTGATE_API_KEY"})  # secrets.API_KEY: read where needed, never config
+SECRET_VARIABLES = frozenset({"HEARTGATE_API_KEY", "HEARTGATE_RELEASE_KEY"})  # secrets.API_KEY, secrets.RELEASE_KEY: read where needed, never config
 # Settings that say where things are kept, not which model comes out: outside the model hash.
 NOT_MODEL_INPUTS = {"data": {"remote"}, "train": {"cache_dir"}}
 

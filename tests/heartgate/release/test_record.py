@@ -1,0 +1,68 @@
+"""A release record verifies only with the trusted key, unchanged, for its own version, and
+vouches for exact bytes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from heartgate.adapters.signing import public_key_text, release_key
+from heartgate.release.record import ReleaseNotVerified, ReleaseRecord, require_same_artifact, sign, verify
+
+RECORD = ReleaseRecord(
+    model_name="heartgate-ecg-autoencoder",
+    version="3",
+    onnx_sha256="a" * 64,
+    threshold=0.0123,
+    serving_code_sha256="c" * 64,
+    data_md5="d" * 32,
+    split_md5="e" * 32,
+    gate={"gate_promotable": "true", "gate_reasons": "first model"},
+    approver="dr-bo",
+    approved_at="2026-12-04T20:00:00+00:00",
+    flow_run_id="f1",
+    git_commit="abc123",
+)
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return release_key({}, tmp_path / "a.pem"), release_key({}, tmp_path / "b.pem")
+
+
+def test_a_signed_record_verifies_with_its_public_key(keys):
+    signing, _ = keys
+    stored = sign(RECORD, signing).to_json()
+    assert verify(stored, public_key_text(signing), "3") == RECORD
+
+
+def test_every_way_a_record_can_be_wrong_is_named(keys):
+    signing, other = keys
+    trusted = public_key_text(signing)
+    stored = json.loads(sign(RECORD, signing).to_json())
+    changed = stored | {"record": stored["record"] | {"approver": "mallory"}}
+    cases = {
+        None: "version 3 has no release record: it was not promoted through heartgate",
+        "{}": "version 3's release record is malformed (Field required)",
+        json.dumps(changed): "version 3's release record does not match its signature (it was changed after signing)",
+        sign(
+            RECORD, other
+        ).to_json(): f"version 3's release record is signed by key {sign(RECORD, other).key_id}, not the trusted {sign(RECORD, signing).key_id}",
+    }
+    for stored_text, message in cases.items():
+        with pytest.raises(ReleaseNotVerified) as refused:
+            verify(stored_text, trusted, "3")
+        assert str(refused.value) == message
+    with pytest.raises(ReleaseNotVerified, match=r"^the release record stored with version 4 vouches for version 3$"):
+        verify(sign(RECORD, signing).to_json(), trusted, "4")  # a record copied onto another version
+
+
+def test_the_record_vouches_for_exact_bytes():
+    require_same_artifact(RECORD, "a" * 64, "c" * 64)
+    with pytest.raises(
+        ReleaseNotVerified, match=r"^version 3's ONNX model is not the one that was gated and approved \(sha256 bbbbbbbbbbbb, the record says aaaaaaaaaaaa\)$"
+    ):
+        require_same_artifact(RECORD, "b" * 64, "c" * 64)
+    with pytest.raises(ReleaseNotVerified, match=r"^version 3's serving code is not the one"):
+        require_same_artifact(RECORD, "a" * 64, "0" * 64)
