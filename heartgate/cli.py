@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     lineage = commands.add_parser("lineage", help="show a registered version's lineage")
     lineage.add_argument("version", help="version number, or an alias such as candidate or production")
     _common(lineage)
+
+    verify = commands.add_parser("verify", help="check a version's signed release record and that its artifacts are what it vouches for")
+    verify.add_argument("version", help="version number, or an alias such as production")
+    _common(verify)
     return parser
 
 
@@ -191,6 +195,21 @@ def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides
     from heartgate.adapters.registry import Registry
 
     print(json.dumps(Registry.for_config(config, existing_only=True).describe(args.version), indent=2, sort_keys=True))
+
+
+def command_verify(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
+    from heartgate.adapters.registry import Registry
+    from heartgate.adapters.signing import key_id
+    from heartgate.release.record import trusted_key, verified_release
+
+    registry = Registry.for_config(config, existing_only=True)
+    version = str(registry.describe(args.version)["version"])
+    trusted = trusted_key(config.release.public_key, os.environ, StatePaths(config.state_root).release_key)
+    record = verified_release(registry, version, trusted)
+    print(
+        f"version {version}: release record verified (key {key_id(trusted)}): approved by {record.approver} at {record.approved_at}, "
+        f"onnx sha256 {record.onnx_sha256[:12]}, serving code {record.serving_code_sha256[:12]}, data md5 {record.data_md5}"
+    )
 
 
 def command_history(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
@@ -306,6 +325,7 @@ COMMANDS = {
     "pending": command_pending,
     "pull-data": command_pull_data,
     "lineage": command_lineage,
+    "verify": command_verify,
     "history": command_history,
     "build-bento": command_build_bento,
     "rollback": command_rollback,

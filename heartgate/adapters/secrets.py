@@ -48,7 +48,7 @@ class Credentials:
         missing = [name for name in (PREFECT_AUTH, MLFLOW_USERNAME, MLFLOW_PASSWORD) if not environ.get(name)]
         if missing:
             raise ConfigError(f"the server profile needs {', '.join(missing)} in the environment (the servers' credentials; heartgate never stores them)")
-        passthrough = tuple((name, environ[name]) for name in (*AWS, *POSTGRES, MLFLOW_SERVER_KEY) if environ.get(name))
+        passthrough = tuple((name, environ[name]) for name in (*AWS, *POSTGRES, MLFLOW_SERVER_KEY, RELEASE_KEY) if environ.get(name))
         return cls(environ[PREFECT_AUTH], environ[MLFLOW_USERNAME], environ[MLFLOW_PASSWORD], passthrough)
 
     def _passthrough(self, *names: str) -> dict[str, str]:
@@ -66,14 +66,20 @@ class Credentials:
         return {PREFECT_AUTH: self.prefect_auth}
 
     def worker(self) -> dict[str, str]:
-        """A worker and the flow runs it starts: Prefect, MLflow, and S3 (DVC remote, results, Terraform state)."""
+        """A worker and the flow runs it starts: Prefect, MLflow, S3 (DVC remote, results, Terraform
+        state), and the release key (its runs promote)."""
         mlflow = {MLFLOW_USERNAME: self.mlflow_username, MLFLOW_PASSWORD: self.mlflow_password}
-        return self.prefect_client() | mlflow | self._passthrough(*AWS)
+        return self.prefect_client() | mlflow | self._passthrough(*AWS, RELEASE_KEY)
 
 
 def aws_credentials(environ: Mapping[str, str]) -> dict[str, str]:
     """The AWS credentials as set (the standard chain's variables), for a process that talks to AWS."""
     return {name: environ[name] for name in AWS if environ.get(name)}
+
+
+def release_key_of(environ: Mapping[str, str]) -> dict[str, str]:
+    """The release key as set: for the embedded profile's worker, whose runs promote."""
+    return {RELEASE_KEY: environ[RELEASE_KEY]} if environ.get(RELEASE_KEY) else {}
 
 
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:

@@ -69,6 +69,11 @@ class StatePaths:
         return self.root / "bentoml"
 
     @property
+    def release_key(self) -> Path:
+        """The release signing key made on first use when HEARTGATE_RELEASE_KEY is not set (0600)."""
+        return self.root / "keys" / "release.pem"
+
+    @property
     def tmp(self) -> Path:
         return self.root / "tmp"
 

@@ -127,6 +127,19 @@ class NotifyConfig(_Section):
     )
 
 
+class ReleaseConfig(_Section):
+    """The signed release record every promotion writes (heartgate.release.record)."""
+
+    public_key: str | None = Field(
+        default=None,
+        description=(
+            "The public half of the release key (base64 of its 32 raw bytes) that records are verified with; the private "
+            "half is HEARTGATE_RELEASE_KEY in the promoting process's environment. Default: the key this state dir made "
+            "on first use (<state_dir>/keys/release.pem, mode 0600)."
+        ),
+    )
+
+
 class ApprovalConfig(_Section):
     timeout_s: int = Field(default=86_400, gt=0, description="Unanswered for this long means not approved.")
     poll_interval_s: int = Field(default=10, gt=0, description="How often the paused run checks for an answer.")
@@ -262,6 +275,7 @@ class HeartgateConfig(_Section):
     threshold: ThresholdConfig = ThresholdConfig()
     gate: GateConfig = GateConfig()
     approval: ApprovalConfig = ApprovalConfig()
+    release: ReleaseConfig = ReleaseConfig()
     mlflow: MlflowConfig = MlflowConfig()
     registry: RegistryConfig = RegistryConfig()
     serve: ServeConfig = ServeConfig()

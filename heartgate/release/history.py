@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from heartgate.adapters.registry import Registry
+from heartgate.release.record import RECORD_TAG, SignedRecord
 
 if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
     from mlflow.entities.model_registry import ModelVersion
@@ -30,6 +31,7 @@ class LedgerEntry(BaseModel):
     rolled_back: str | None
     flow_run: str | None
     mlflow_run: str
+    release: str | None = None  # the signed release record, as stored (`heartgate verify` checks it)
 
     def lines(self) -> list[str]:
         aliases = " ".join(f"@{alias}" for alias in self.aliases)
@@ -42,6 +44,8 @@ class LedgerEntry(BaseModel):
         lines += [f"    deployed: {where}" for where in self.deployed]
         if self.rolled_back:
             lines.append(f"    rolled back: {self.rolled_back}")
+        if self.release:
+            lines.append(f"    release record: {self.release}")
         origin = f"Prefect flow run {self.flow_run}, " if self.flow_run else ""
         lines.append(f"    registered {self.registered_at} from {origin}MLflow run {self.mlflow_run}")
         return lines
@@ -113,7 +117,19 @@ def entry(version: ModelVersion, aliases: tuple[str, ...] = ()) -> LedgerEntry:
         rolled_back=tags.get("rolled_back"),
         flow_run=flow_run,
         mlflow_run=str(version.run_id),
+        release=_release(tags.get(RECORD_TAG)),
     )
+
+
+def _release(stored: str | None) -> str | None:
+    if not stored:
+        return None
+    try:
+        signed = SignedRecord.model_validate_json(stored)
+    except ValueError:
+        return "malformed (`heartgate verify` says why)"
+    record = signed.record
+    return f"signed by key {signed.key_id}, approver {record.approver}, onnx sha256 {record.onnx_sha256[:12]} (`heartgate verify {record.version}` checks it)"
 
 
 def ledger(registry: Registry, limit: int | None = None) -> list[LedgerEntry]:

@@ -9,10 +9,13 @@ server (MLflow aliases have no compare-and-set of their own).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from heartgate.adapters.locks import deploy_lock, promotion_lock
 from heartgate.adapters.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
+from heartgate.adapters.signing import release_key
+from heartgate.adapters.state import StatePaths
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import (
@@ -25,6 +28,7 @@ from heartgate.core.contracts import (
 from heartgate.core.errors import HeartgateError
 from heartgate.core.lineage import timestamp
 from heartgate.release.reconcile import clear_undeployed
+from heartgate.release.record import RECORD_TAG, release_record, sign
 from heartgate.serving.bento import build_bento
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.base import RollbackError
@@ -49,7 +53,8 @@ def conflict_message(candidate_version: str, scored_against: str | None, now: st
 
 
 def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome) -> Promotion:
-    """Move `@production` to the approved candidate, keeping the old one as `@previous`."""
+    """Move `@production` to the approved candidate, keeping the old one as `@previous`; its
+    signed release record is written first, before any alias moves."""
     if not (decision.promotable and approval.approved):
         raise ValueError("only a candidate that passed the gate and was approved can be promoted")
     registry = Registry.for_config(config)
@@ -59,6 +64,8 @@ def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: Gat
         if conflict:
             registry.tag(candidate.version, {"rejected": conflict})
             raise PromotionConflict(conflict)
+        signed = sign(release_record(registry, candidate, decision, approval), release_key(os.environ, StatePaths(config.state_root).release_key))
+        registry.tag(candidate.version, {RECORD_TAG: signed.to_json()})
         before = registry.alias_version(PREVIOUS_ALIAS)
         if now is not None:
             registry.point(PREVIOUS_ALIAS, now)

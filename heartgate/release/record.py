@@ -10,13 +10,20 @@ Anyone with the public key can check it; only the promoting process could have w
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from heartgate.adapters.signing import key_id, public_key, public_key_text
+from heartgate.adapters.registry import Registry
+from heartgate.adapters.secrets import RELEASE_KEY
+from heartgate.adapters.signing import key_id, public_key, public_key_text, release_key
+from heartgate.core.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
 from heartgate.core.errors import HeartgateError
+from heartgate.serving.packaging import files_sha256, module_files
 
 if TYPE_CHECKING:  # for the annotations only: cryptography is imported where a key is used
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -96,3 +103,54 @@ def require_same_artifact(record: ReleaseRecord, onnx_sha256: str, serving_code_
             raise ReleaseNotVerified(
                 f"version {record.version}'s {what} is not the one that was gated and approved (sha256 {found[:12]}, the record says {vouched[:12]})"
             )
+
+
+RECORD_TAG = "release.record"  # on the registered version: the signed record, as JSON
+SERVED_ENTRY_MODULES = ("service.service", "service.lambda_handler")  # the bento's and the Lambda zip's code
+
+
+def serving_code_sha256() -> str:
+    """The code that serves a model on either target: every project file their entry modules import."""
+    return files_sha256(sorted({name for entry in SERVED_ENTRY_MODULES for name in module_files(entry)}))
+
+
+def release_record(registry: Registry, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome) -> ReleaseRecord:
+    """What promoting `candidate` vouches for, read from the registry and this checkout now."""
+    from prefect.runtime import flow_run
+
+    tags = candidate.tags
+    onnx = registry.artifact(candidate.run_id, tags["onnx_artifact"]).read_bytes()
+    return ReleaseRecord(
+        model_name=registry.model_name,
+        version=candidate.version,
+        onnx_sha256=hashlib.sha256(onnx).hexdigest(),
+        threshold=float(tags["threshold"]),
+        serving_code_sha256=serving_code_sha256(),
+        data_md5=tags["data_md5"],
+        split_md5=tags["split_md5"],
+        gate=decision.as_tags(),
+        approver=approval.reviewer,
+        approved_at=approval.answered_at,
+        flow_run_id=flow_run.id,
+        git_commit=tags.get("git_commit", "unknown"),
+    )
+
+
+def trusted_key(public_key_setting: str | None, environ: Mapping[str, str], key_file: Path) -> str:
+    """The public key records are verified with: release.public_key, else the public half of the
+    key this machine signs with (HEARTGATE_RELEASE_KEY, or the state dir's key file)."""
+    if public_key_setting:
+        return public_key_setting
+    if environ.get(RELEASE_KEY) or key_file.exists():
+        return public_key_text(release_key(environ, key_file))
+    raise ReleaseNotVerified("no release key to verify with: set release.public_key to the public half of the key that signs releases")
+
+
+def verified_release(registry: Registry, version: str, trusted: str) -> ReleaseRecord:
+    """Version `version`'s record, checked: signed by the trusted key, for this version, and what
+    the registry holds for it now is what the record vouches for."""
+    record = verify(registry.tags(version).get(RECORD_TAG), trusted, version)
+    tags = registry.tags(version)
+    onnx = registry.artifact(tags["run_id"], tags["onnx_artifact"]).read_bytes()
+    require_same_artifact(record, hashlib.sha256(onnx).hexdigest(), serving_code_sha256())
+    return record

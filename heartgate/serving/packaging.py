@@ -36,6 +36,16 @@ def _imported_names(path: Path) -> set[str]:
     return {name for name in names if name.split(".")[0] in PROJECT_PACKAGES}
 
 
+def files_sha256(files: list[str], root: Path = PROJECT_ROOT) -> str:
+    """One sha256 over project files (their paths and their bytes): what a release record vouches for."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256((root / name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def module_files(entry: str, root: Path = PROJECT_ROOT) -> list[str]:
     """Paths, relative to `root`, of the project files that importing `entry` loads."""
     seen: dict[str, Path] = {}

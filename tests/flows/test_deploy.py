@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -181,3 +182,28 @@ def test_a_target_defined_outside_heartgate_is_reconciled_and_reported_like_the_
         in synced.stdout
     )
     assert served_version(site["url"]) == production  # the local target serves on, untouched
+
+
+def test_every_promotion_leaves_a_signed_record_that_verify_checks(site):
+    import mlflow
+
+    key_file = StatePaths(site["state"]).release_key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # made on first use; only this user reads it
+    good = site["heartgate"]("verify", "1")
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert good.stdout.startswith("version 1: release record verified (key ") and "approved by auto at " in good.stdout
+    history = site["heartgate"]("history")
+    assert history.returncode == 0 and "    release record: signed by key " in history.stdout
+
+    client = mlflow.MlflowClient(tracking_uri=StatePaths(site["state"]).mlflow_tracking_uri)
+    stored = client.get_model_version(MODEL, "1").tags["release.record"]
+    forged = json.loads(stored)
+    forged["record"]["approver"] = "mallory"  # what anyone with edit rights on the model could write
+    client.set_model_version_tag(MODEL, "1", "release.record", json.dumps(forged))
+    try:
+        refused = site["heartgate"]("verify", "1")
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+            "heartgate: error: version 1's release record does not match its signature (it was changed after signing)"
+        ]
+    finally:
+        client.set_model_version_tag(MODEL, "1", "release.record", stored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from heartgate.release.history import entry
+from heartgate.release.record import sign
 
 GATE = {
     "gate.promotable": "true",
@@ -53,3 +54,14 @@ def test_refusals_and_rollbacks_are_named():
     rolled = entry(version("6", **GATE, promoted_at="t", rolled_back="t2: production rolled back to version 5"))
     assert "    rolled back: t2: production rolled back to version 5" in rolled.lines()
     assert entry(version("7")).gate == "not scored"
+
+
+def test_the_release_record_is_shown_as_stored_and_verify_named(tmp_path):
+    from heartgate.adapters.signing import release_key
+    from tests.heartgate.release.test_record import RECORD
+
+    signed = sign(RECORD, release_key({}, tmp_path / "release.pem"))
+    lines = entry(version("3", **GATE, promoted_at="t", **{"release.record": signed.to_json()})).lines()
+    assert f"    release record: signed by key {signed.key_id}, approver dr-bo, onnx sha256 aaaaaaaaaaaa (`heartgate verify 3` checks it)" in lines
+    assert entry(version("4", **{"release.record": "{"})).release == "malformed (`heartgate verify` says why)"
+    assert entry(version("5", **GATE)).release is None  # never promoted: no record
