@@ -204,7 +204,7 @@ def command_verify(args: argparse.Namespace, config: HeartgateConfig, overrides:
 
     registry = Registry.for_config(config, existing_only=True)
     version = str(registry.describe(args.version)["version"])
-    trusted = trusted_key(config.release.public_key, os.environ, StatePaths(config.state_root).release_key)
+    trusted = trusted_key(config, os.environ)
     record = verified_release(registry, version, trusted)
     print(
         f"version {version}: release record verified (key {key_id(trusted)}): approved by {record.approver} at {record.approved_at}, "

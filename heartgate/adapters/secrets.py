@@ -45,9 +45,12 @@ class Credentials:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Credentials:
-        missing = [name for name in (PREFECT_AUTH, MLFLOW_USERNAME, MLFLOW_PASSWORD) if not environ.get(name)]
+        missing = [name for name in (PREFECT_AUTH, MLFLOW_USERNAME, MLFLOW_PASSWORD, RELEASE_KEY) if not environ.get(name)]
         if missing:
-            raise ConfigError(f"the server profile needs {', '.join(missing)} in the environment (the servers' credentials; heartgate never stores them)")
+            raise ConfigError(
+                f"the server profile needs {', '.join(missing)} in the environment "
+                "(the servers' credentials and the key the workers sign releases with; heartgate never stores them)"
+            )
         passthrough = tuple((name, environ[name]) for name in (*AWS, *POSTGRES, MLFLOW_SERVER_KEY, RELEASE_KEY) if environ.get(name))
         return cls(environ[PREFECT_AUTH], environ[MLFLOW_USERNAME], environ[MLFLOW_PASSWORD], passthrough)
 

@@ -7,9 +7,9 @@ import os
 from typing import Any
 
 from heartgate.adapters.dependencies import require_dependencies
-from heartgate.adapters.signing import release_key
-from heartgate.adapters.state import StatePaths, require_shared_state
+from heartgate.adapters.state import require_shared_state
 from heartgate.core.config import HeartgateConfig, load_config, nest
+from heartgate.release.record import signing_key
 from heartgate.serving.targets import target_for
 
 
@@ -20,6 +20,6 @@ def prepare_run(config_file: str | None, overrides: dict[str, Any], profile: str
     config = load_config(config_file or None, nest(overrides, "."), environ=os.environ, profile=profile or None)
     target = target_for(config, log=lambda _: None)  # checks deploy.target and every target's section
     require_shared_state(config)
-    release_key(os.environ, StatePaths(config.state_root).release_key)  # a promotion will sign with it: a bad one stops the run now
+    signing_key(config, os.environ)  # a promotion will sign with it: a missing or wrong one stops the run now, before training
     require_dependencies(config, target.dependencies)
     return config

@@ -14,8 +14,6 @@ from collections.abc import Callable
 
 from heartgate.adapters.locks import deploy_lock, promotion_lock
 from heartgate.adapters.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS, Registry
-from heartgate.adapters.signing import release_key
-from heartgate.adapters.state import StatePaths
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import (
@@ -28,7 +26,7 @@ from heartgate.core.contracts import (
 from heartgate.core.errors import HeartgateError
 from heartgate.core.lineage import timestamp
 from heartgate.release.reconcile import clear_undeployed
-from heartgate.release.record import RECORD_TAG, release_record, sign
+from heartgate.release.record import RECORD_TAG, release_record, sign, signing_key
 from heartgate.serving.bento import build_bento
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.base import RollbackError
@@ -64,7 +62,7 @@ def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: Gat
         if conflict:
             registry.tag(candidate.version, {"rejected": conflict})
             raise PromotionConflict(conflict)
-        signed = sign(release_record(registry, candidate, decision, approval), release_key(os.environ, StatePaths(config.state_root).release_key))
+        signed = sign(release_record(registry, candidate, decision, approval), signing_key(config, os.environ))
         registry.tag(candidate.version, {RECORD_TAG: signed.to_json()})
         before = registry.alias_version(PREVIOUS_ALIAS)
         if now is not None:

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from heartgate.adapters.registry import Registry
 from heartgate.adapters.secrets import RELEASE_KEY
 from heartgate.adapters.signing import key_id, public_key, public_key_text, release_key
+from heartgate.adapters.state import StatePaths
+from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
-from heartgate.core.errors import HeartgateError
+from heartgate.core.errors import ConfigError, HeartgateError
 from heartgate.serving.packaging import files_sha256, module_files
 
 if TYPE_CHECKING:  # for the annotations only: cryptography is imported where a key is used
@@ -136,12 +137,25 @@ def release_record(registry: Registry, candidate: RegisteredVersion, decision: G
     )
 
 
-def trusted_key(public_key_setting: str | None, environ: Mapping[str, str], key_file: Path) -> str:
-    """The public key records are verified with: release.public_key, else the public half of the
-    key this machine signs with (HEARTGATE_RELEASE_KEY, or the state dir's key file)."""
-    if public_key_setting:
-        return public_key_setting
-    if environ.get(RELEASE_KEY) or key_file.exists():
+def signing_key(config: HeartgateConfig, environ: Mapping[str, str]) -> Ed25519PrivateKey:
+    """The key this process signs releases with. The embedded default makes one in its state dir;
+    on the server profile every worker signs with the team's HEARTGATE_RELEASE_KEY (a key of its
+    own would be one no other machine trusts), which must be the one release.public_key names."""
+    key_file = StatePaths(config.state_root).release_key if config.stack.profile == "embedded" else None
+    key = release_key(environ, key_file)
+    trusted = config.release.public_key
+    if trusted and public_key_text(key) != trusted:
+        raise ConfigError(f"{RELEASE_KEY} is not the key release.public_key names (key {key_id(public_key_text(key))}, not {key_id(trusted)})")
+    return key
+
+
+def trusted_key(config: HeartgateConfig, environ: Mapping[str, str]) -> str:
+    """The public key records are verified with: release.public_key, else (embedded default) the
+    public half of the key this machine signs with."""
+    if config.release.public_key:
+        return config.release.public_key
+    key_file = StatePaths(config.state_root).release_key
+    if config.stack.profile == "embedded" and (environ.get(RELEASE_KEY) or key_file.exists()):
         return public_key_text(release_key(environ, key_file))
     raise ReleaseNotVerified("no release key to verify with: set release.public_key to the public half of the key that signs releases")
 

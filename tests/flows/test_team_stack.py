@@ -8,7 +8,9 @@ UI's Run button does, and answered with `heartgate approve`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ import pytest
 import yaml
 
 from heartgate.adapters.registry import PRODUCTION_ALIAS
+from heartgate.adapters.signing import public_key_text, release_key
 from heartgate.core.config import PROJECT_ROOT
 from tests.conftest import clean_environment, free_port
 
@@ -30,10 +33,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BUCKET = "heartgate-team"
 MODEL = "heartgate-ecg-autoencoder"
+RELEASE_KEY = base64.b64encode(hashlib.sha256(b"release-sentinel-4e0b").digest()).decode()  # the team's Ed25519 key (32 bytes)
 CREDENTIALS = {
     "PREFECT_API_AUTH_STRING": "hg-team:prefect-sentinel-7f3a",
     "MLFLOW_TRACKING_USERNAME": "hg-admin",
     "MLFLOW_TRACKING_PASSWORD": "mlflow-sentinel-91c2",
+    "HEARTGATE_RELEASE_KEY": RELEASE_KEY,
 }
 
 
@@ -77,6 +82,7 @@ def team(moto_server, reference_csv_gz):
         "dependencies": {"wait_s": 30},  # two runs, two servers and PostgreSQL on two cores: slow answers are not outages here
         "deploy": {"target": "local"},
         "serve": {"port": free_port()},
+        "release": {"public_key": public_key_text(release_key({"HEARTGATE_RELEASE_KEY": RELEASE_KEY}, None))},  # only the public half
         "stack": {
             **ports,
             "artifacts_destination": f"s3://{BUCKET}/mlflow-artifacts",
@@ -195,6 +201,11 @@ def test_two_runs_at_once_make_exactly_one_production(team, race):
     (other,) = [v for v in tags if v != winner_version]
     assert tags[other]["rejected"]  # the race loser (promotion conflict) or a candidate no better (gate)
     assert tags[winner_version]["git_commit"] == team["commit"]  # the workers ran the cloned code
+    # Signed by the worker with the team's key; checked from another machine that holds only the public half.
+    reader = {name: value for name, value in team["env"].items() if name != "HEARTGATE_RELEASE_KEY"}
+    verified = heartgate(reader, "verify", winner_version, *team["cli"], "--state-dir", str(team["root"] / "reader"))
+    assert verified.returncode == 0, verified.stderr[-2000:]
+    assert verified.stdout.startswith(f"version {winner_version}: release record verified (key ") and "approved by alice at " in verified.stdout
 
 
 def test_versions_are_rows_in_postgres_and_artifacts_are_keys_in_s3(team, race):
@@ -277,7 +288,7 @@ def test_both_servers_refuse_a_call_without_the_credential(team):
 
 
 def test_no_credential_is_written_anywhere(team, race):
-    secret_names = ("PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_PASSWORD")  # the user name is not a secret (MLflow logs it)
+    secret_names = ("PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_PASSWORD", "HEARTGATE_RELEASE_KEY")  # the user name is not a secret (MLflow logs it)
     sentinels = [CREDENTIALS[name].encode() for name in secret_names] + [b"aws-sentinel-55d1"]
     leaked = [
         str(path)

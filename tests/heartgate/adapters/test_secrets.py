@@ -10,6 +10,7 @@ ENVIRONMENT = {
     "AWS_SECRET_ACCESS_KEY": "aws-secret",
     "AWS_ACCESS_KEY_ID": "AKIA",
     "PGPASSWORD": "pg-secret",
+    "HEARTGATE_RELEASE_KEY": "release-secret",
     "PATH": "/usr/bin",
 }
 
@@ -17,6 +18,8 @@ ENVIRONMENT = {
 def test_missing_credentials_are_named_in_one_line():
     with pytest.raises(ConfigError, match=r"^the server profile needs MLFLOW_TRACKING_PASSWORD in the environment"):
         Credentials.from_environment({k: v for k, v in ENVIRONMENT.items() if k != "MLFLOW_TRACKING_PASSWORD"})
+    with pytest.raises(ConfigError, match=r"^the server profile needs HEARTGATE_RELEASE_KEY in the environment \(the servers' credentials and the key"):
+        Credentials.from_environment({k: v for k, v in ENVIRONMENT.items() if k != "HEARTGATE_RELEASE_KEY"})
 
 
 def test_each_process_gets_only_the_credentials_it_needs():
@@ -27,7 +30,15 @@ def test_each_process_gets_only_the_credentials_it_needs():
     assert "PREFECT_SERVER_API_AUTH_STRING" not in mlflow and mlflow["AWS_SECRET_ACCESS_KEY"] == "aws-secret"
     assert len(mlflow["MLFLOW_FLASK_SERVER_SECRET_KEY"]) == 64  # a fresh CSRF key, never stored
     worker = credentials.worker()
-    assert set(worker) == {"PREFECT_API_AUTH_STRING", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"}
+    assert set(worker) == {
+        "PREFECT_API_AUTH_STRING",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "HEARTGATE_RELEASE_KEY",  # the worker's runs promote, so they sign
+    }
+    assert all("release-secret" not in env.values() for env in (credentials.prefect_server(), mlflow, credentials.prefect_client()))
     assert "mlflow-secret" not in repr(credentials) and "prefect-secret" not in repr(credentials)
 
 

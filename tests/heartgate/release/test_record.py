@@ -66,3 +66,26 @@ def test_the_record_vouches_for_exact_bytes():
         require_same_artifact(RECORD, "b" * 64, "c" * 64)
     with pytest.raises(ReleaseNotVerified, match=r"^version 3's serving code is not the one"):
         require_same_artifact(RECORD, "a" * 64, "0" * 64)
+
+
+def test_the_embedded_default_signs_with_its_own_key_and_the_server_profile_with_the_teams(tmp_path):
+    from heartgate.core.config import load_config
+    from heartgate.core.errors import ConfigError
+    from heartgate.release.record import signing_key, trusted_key
+
+    embedded = load_config(overrides={"state_dir": str(tmp_path / "one")})
+    signed_with = public_key_text(signing_key(embedded, {}))  # made on first use ...
+    assert trusted_key(embedded, {}) == signed_with  # ... then trusted here
+    team_key = release_key({}, tmp_path / "team.pem")
+    team_env = {"HEARTGATE_RELEASE_KEY": (tmp_path / "team.pem").read_text()}
+    server = load_config(profile="server", overrides={"state_dir": str(tmp_path / "worker"), "release": {"public_key": public_key_text(team_key)}})
+    assert public_key_text(signing_key(server, team_env)) == public_key_text(team_key) == trusted_key(server, {})
+    assert not (tmp_path / "worker" / "keys").exists()  # a worker never makes a key of its own
+    with pytest.raises(ConfigError, match=r"^releases are signed, but HEARTGATE_RELEASE_KEY is not set in the environment of the promoting process$"):
+        signing_key(server, {})
+    other = {"HEARTGATE_RELEASE_KEY": (tmp_path / "one" / "keys" / "release.pem").read_text()}
+    with pytest.raises(ConfigError, match=r"^HEARTGATE_RELEASE_KEY is not the key release.public_key names \(key [0-9a-f]{16}, not [0-9a-f]{16}\)$"):
+        signing_key(server, other)
+    unnamed = load_config(profile="server", overrides={"state_dir": str(tmp_path / "cli")})
+    with pytest.raises(ReleaseNotVerified, match=r"^no release key to verify with: set release.public_key"):
+        trusted_key(unnamed, team_env)
