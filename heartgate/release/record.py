@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # for the annotations only: cryptography is imported where a 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 RECORD_SCHEMA = 1
+RECORD_TAG = "release.record"  # on the registered version: the signed record, as JSON
+SERVED_ENTRY_MODULES = ("service.service", "service.lambda_handler")  # the bento's and the Lambda zip's code
 
 
 class ReleaseNotVerified(HeartgateError):
@@ -106,10 +108,6 @@ def require_same_artifact(record: ReleaseRecord, onnx_sha256: str, serving_code_
             )
 
 
-RECORD_TAG = "release.record"  # on the registered version: the signed record, as JSON
-SERVED_ENTRY_MODULES = ("service.service", "service.lambda_handler")  # the bento's and the Lambda zip's code
-
-
 def serving_code_sha256() -> str:
     """The code that serves a model on either target: every project file their entry modules import."""
     return files_sha256(sorted({name for entry in SERVED_ENTRY_MODULES for name in module_files(entry)}))
@@ -163,8 +161,8 @@ def trusted_key(config: HeartgateConfig, environ: Mapping[str, str]) -> str:
 def verified_release(registry: Registry, version: str, trusted: str) -> ReleaseRecord:
     """Version `version`'s record, checked: signed by the trusted key, for this version, and what
     the registry holds for it now is what the record vouches for."""
-    record = verify(registry.tags(version).get(RECORD_TAG), trusted, version)
     tags = registry.tags(version)
+    record = verify(tags.get(RECORD_TAG), trusted, version)
     onnx = registry.artifact(tags["run_id"], tags["onnx_artifact"]).read_bytes()
     require_same_artifact(record, hashlib.sha256(onnx).hexdigest(), serving_code_sha256())
     return record
