@@ -283,7 +283,7 @@ def _up_embedded(config: HeartgateConfig, overrides: Mapping[str, Any] | None, c
 
     results_block = ensure_work_pool(config, env)
     deploy(config, env | deploy_variables(config, results_block, config_file))
-    worker_env = env | worker_credentials(os.environ) | secrets.release_key_of(os.environ)  # its runs promote and deploy
+    worker_env = env | worker_credentials(os.environ) | secrets.as_set(os.environ, secrets.RELEASE_KEY)  # its runs promote and deploy
     _spawn(config, "worker", [python, "-m", "prefect", "worker", "start", "--pool", config.stack.work_pool], worker_env)
 
     if stack_urls.mlflow_ui:

@@ -51,7 +51,7 @@ class Credentials:
                 f"the server profile needs {', '.join(missing)} in the environment "
                 "(the servers' credentials and the key the workers sign releases with; heartgate never stores them)"
             )
-        passthrough = tuple((name, environ[name]) for name in (*AWS, *POSTGRES, MLFLOW_SERVER_KEY, RELEASE_KEY) if environ.get(name))
+        passthrough = tuple(as_set(environ, *AWS, *POSTGRES, MLFLOW_SERVER_KEY, RELEASE_KEY).items())
         return cls(environ[PREFECT_AUTH], environ[MLFLOW_USERNAME], environ[MLFLOW_PASSWORD], passthrough)
 
     def _passthrough(self, *names: str) -> dict[str, str]:
@@ -75,14 +75,10 @@ class Credentials:
         return self.prefect_client() | mlflow | self._passthrough(*AWS, RELEASE_KEY)
 
 
-def aws_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """The AWS credentials as set (the standard chain's variables), for a process that talks to AWS."""
-    return {name: environ[name] for name in AWS if environ.get(name)}
-
-
-def release_key_of(environ: Mapping[str, str]) -> dict[str, str]:
-    """The release key as set: for the embedded profile's worker, whose runs promote."""
-    return {RELEASE_KEY: environ[RELEASE_KEY]} if environ.get(RELEASE_KEY) else {}
+def as_set(environ: Mapping[str, str], *names: str) -> dict[str, str]:
+    """Those of `names` that are set, with their values: what to hand a process that needs them
+    (AWS: the standard chain's variables; RELEASE_KEY: a worker, whose runs promote)."""
+    return {name: environ[name] for name in names if environ.get(name)}
 
 
 def without_credentials(environ: Mapping[str, str]) -> dict[str, str]:

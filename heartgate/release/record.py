@@ -10,7 +10,6 @@ Anyone with the public key can check it; only the promoting process could have w
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from heartgate.adapters.state import StatePaths
 from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
 from heartgate.core.errors import ConfigError, HeartgateError
+from heartgate.ml.data import sha256_of
 from heartgate.serving.packaging import files_sha256, module_files
 
 if TYPE_CHECKING:  # for the annotations only: cryptography is imported where a key is used
@@ -113,16 +113,20 @@ def serving_code_sha256() -> str:
     return files_sha256(sorted({name for entry in SERVED_ENTRY_MODULES for name in module_files(entry)}))
 
 
+def registered_onnx_sha256(registry: Registry, run_id: str, tags: Mapping[str, str]) -> str:
+    """The sha256 of the ONNX file the registry holds for a version (its run's artifact)."""
+    return sha256_of(registry.artifact(run_id, tags["onnx_artifact"]))
+
+
 def release_record(registry: Registry, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome) -> ReleaseRecord:
     """What promoting `candidate` vouches for, read from the registry and this checkout now."""
     from prefect.runtime import flow_run
 
     tags = candidate.tags
-    onnx = registry.artifact(candidate.run_id, tags["onnx_artifact"]).read_bytes()
     return ReleaseRecord(
         model_name=registry.model_name,
         version=candidate.version,
-        onnx_sha256=hashlib.sha256(onnx).hexdigest(),
+        onnx_sha256=registered_onnx_sha256(registry, candidate.run_id, tags),
         threshold=float(tags["threshold"]),
         serving_code_sha256=serving_code_sha256(),
         data_md5=tags["data_md5"],
@@ -163,6 +167,5 @@ def verified_release(registry: Registry, version: str, trusted: str) -> ReleaseR
     the registry holds for it now is what the record vouches for."""
     tags = registry.tags(version)
     record = verify(tags.get(RECORD_TAG), trusted, version)
-    onnx = registry.artifact(tags["run_id"], tags["onnx_artifact"]).read_bytes()
-    require_same_artifact(record, hashlib.sha256(onnx).hexdigest(), serving_code_sha256())
+    require_same_artifact(record, registered_onnx_sha256(registry, tags["run_id"], tags), serving_code_sha256())
     return record

@@ -6,6 +6,7 @@ target field, `--target`, the dependency check and `heartgate up`'s workers find
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Mapping
@@ -15,10 +16,16 @@ from heartgate.core.errors import ConfigError
 from heartgate.serving.targets.base import DeployTarget, Log
 
 
-def _targets() -> dict[str, type[DeployTarget]]:
+@functools.cache
+def _import_target_modules() -> None:
+    """Each module (or package) here registers its target when imported; the scan runs once."""
     for module in pkgutil.iter_modules(__path__):
         if module.name != "base":
             importlib.import_module(f"{__name__}.{module.name}")
+
+
+def _targets() -> dict[str, type[DeployTarget]]:
+    _import_target_modules()
     return dict(DeployTarget.registered)
 
 

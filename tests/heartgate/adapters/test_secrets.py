@@ -47,6 +47,6 @@ def test_the_base_environment_of_every_process_has_no_credential():
 
 
 def test_the_aws_credentials_pass_through_as_set():
-    from heartgate.adapters.secrets import aws_credentials
+    from heartgate.adapters.secrets import AWS, as_set
 
-    assert aws_credentials(ENVIRONMENT) == {"AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "aws-secret"}
+    assert as_set(ENVIRONMENT, *AWS) == {"AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "aws-secret"}

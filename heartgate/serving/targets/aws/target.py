@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from heartgate.adapters.dependencies import Dependency, s3_dependency
 from heartgate.adapters.locks import locks_are_shared
-from heartgate.adapters.secrets import API_KEY, aws_credentials, bearer_header
+from heartgate.adapters.secrets import API_KEY, AWS, as_set, bearer_header
 from heartgate.adapters.state import StatePaths
 from heartgate.adapters.terraform import Terraform, terraform_running
 from heartgate.adapters.transaction import Transaction
@@ -171,7 +171,7 @@ class AwsLambdaTarget(DeployTarget):
 
     @classmethod
     def worker_credentials(cls, environ: Mapping[str, str]) -> dict[str, str]:
-        return aws_credentials(environ)  # the worker applies Terraform and calls Lambda, S3 and Secrets Manager
+        return as_set(environ, *AWS)  # the worker applies Terraform and calls Lambda, S3 and Secrets Manager
 
     def dependencies(self, s3_endpoint: str | None) -> list[Dependency]:
         bucket = f"s3://{self.settings.state_bucket}"
