@@ -199,8 +199,8 @@ def command_lineage(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 def command_verify(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from heartgate.adapters.registry import Registry
-    from heartgate.adapters.signing import key_id
     from heartgate.release.record import trusted_key, verified_release
+    from heartgate.serving.proof import key_id
 
     registry = Registry.for_config(config, existing_only=True)
     version = str(registry.describe(args.version)["version"])
@@ -225,9 +225,9 @@ def command_history(args: argparse.Namespace, config: HeartgateConfig, overrides
 
 def command_build_bento(args: argparse.Namespace, config: HeartgateConfig, overrides: dict[str, Any]) -> None:
     from heartgate.adapters.registry import Registry
-    from heartgate.serving.bento import build_bento
+    from heartgate.release.record import verified_build
 
-    built = build_bento(Registry.for_config(config, existing_only=True), args.version)
+    built = verified_build(config, Registry.for_config(config, existing_only=True), args.version, os.environ)
     print(f"bento {built.bento_tag} (model {built.model_tag}, onnx sha256 {built.onnx_sha256})")
 
 
@@ -256,7 +256,8 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
         PRODUCTION_ALIAS,
         Registry,
     )
-    from heartgate.release.reconcile import OutOfSync, desired_state, drift, in_sync
+    from heartgate.release.reconcile import OutOfSync, desired_state, drift, in_sync, refused_release
+    from heartgate.release.record import ReleaseNotVerified, trusted_key, verified_release
 
     target = target_for(config, log=lambda _: None)  # only the answer: no Terraform progress
     try:
@@ -276,6 +277,16 @@ def command_status(args: argparse.Namespace, config: HeartgateConfig, overrides:
     for alias in (PRODUCTION_ALIAS, PREVIOUS_ALIAS, CANDIDATE_ALIAS):
         version = registry.alias_version(alias) if registry else None
         print(f"@{alias}: version {version}" if version else f"@{alias}: none")
+    if desired.version is not None and registry is not None:
+        try:
+            verified_release(registry, desired.version, trusted_key(config, os.environ))
+        except ReleaseNotVerified as unproven:
+            raise OutOfSync(
+                f"{target.name}: @production version {desired.version} will not be served: {unproven} (the watchdog or `heartgate reconcile` refuses it)"
+            ) from None
+    refused = refused_release(registry, target.name)
+    if refused:
+        raise OutOfSync(f"{target.name}: a release was refused, {refused} (cleared by the next verified deploy)")
     if not in_sync(desired, actual):
         raise OutOfSync(f"{target.name} is out of sync: {drift(desired, actual)} (run `heartgate reconcile`)")
 

@@ -3,7 +3,9 @@ the BentoML service out — same routes, same validation, same messages (`servic
 bearer key when one is set: read once per container from the Secrets Manager secret
 HEARTGATE_API_KEY_SECRET names (boto3 is in the Lambda runtime), or HEARTGATE_API_KEY.
 
-The model directory ships inside the zip package (`model/`); it is loaded once per container.
+The model directory ships inside the zip package (`model/`); it is loaded once per container, after
+its signed release record is checked against HEARTGATE_RELEASE_PUBLIC_KEY: a container whose release
+does not verify fails its first request (ReleaseNotVerified) and serves nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heartgate.serving.proof import check_served_model
 from heartgate.serving.served_model import ServedModel
 from service.schema import (
     JSON_CONTENT_TYPE,
@@ -26,7 +29,8 @@ from service.schema import (
     predict_response,
 )
 
-PACKAGED_MODEL_DIR = Path(__file__).resolve().parent.parent / "model"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+PACKAGED_MODEL_DIR = PACKAGE_ROOT / "model"
 OPEN_ROUTES = (("GET", "/livez"), ("GET", "/readyz"))
 
 
@@ -44,7 +48,9 @@ _loaded: dict[str, Container] = {}
 
 def _container() -> Container:
     if "container" not in _loaded:
-        model = ServedModel.load(Path(os.environ.get("HEARTGATE_MODEL_DIR", PACKAGED_MODEL_DIR)))
+        model_dir = Path(os.environ.get("HEARTGATE_MODEL_DIR", PACKAGED_MODEL_DIR))
+        check_served_model(model_dir, PACKAGE_ROOT, os.environ)  # nothing serves without proof
+        model = ServedModel.load(model_dir)
         _loaded["container"] = Container(model, Limits.from_environ(os.environ), _api_key())
     return _loaded["container"]
 

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
+from heartgate.serving.proof import check_served_model
 from heartgate.serving.served_model import BENTO_MODEL_NAME, ServedModel
 from service.contract import ApiError, Beat, ModelMetadata, PredictRequest, PredictResponse
 from service.guard import BARE_STATE, RequestGuard
@@ -36,6 +37,7 @@ class BentoArgs(BaseModel):
 
 
 args = bentoml.use_arguments(BentoArgs)
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the bento's src/: where the serving code it vouches for lies
 metadata_app = FastAPI(title="heartgate metadata", openapi_url=None, docs_url=None, redoc_url=None)
 
 
@@ -56,6 +58,9 @@ class Heartgate:
     model_ref = bentoml.models.BentoModel(args.model_tag)
 
     def __init__(self) -> None:
+        # Nothing serves without proof: the release record this model carries must verify with the
+        # key the deploy set, and vouch for this ONNX file, threshold and code (else no worker starts).
+        check_served_model(Path(self.model_ref.path), CODE_ROOT, os.environ)
         self.model = ServedModel.load(Path(self.model_ref.path))
         self.limits = Limits.from_environ(os.environ)
         metadata_app.state.model = self.model

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +234,70 @@ def prefect_server(tmp_path_factory):
     yield api
     server.terminate()
     server.wait(timeout=30)
+
+
+class WebhookReceiver:
+    """A loopback endpoint that records every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        received: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/heartgate"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def messages_about(self, run_name: str, timeout: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not [m for m in self.received if run_name in m["subject"]]:
+            time.sleep(0.5)
+        time.sleep(2)  # a second message, if one were coming, would be here by now
+        return [m for m in self.received if run_name in m["subject"]]
+
+
+def signed_release(onnx: Path, version: str, threshold: float, key_file: Path) -> tuple[str, str]:
+    """A release record signed for a model built outside a run (this checkout's serving code):
+    its JSON, and the public key that verifies it (what a deploy sets for the served process)."""
+    from heartgate.adapters.signing import public_key_text, release_key
+    from heartgate.core.config import PROJECT_ROOT
+    from heartgate.release.record import ReleaseRecord, sign
+    from heartgate.serving.packaging import served_files
+    from heartgate.serving.proof import files_sha256, sha256_file
+
+    files = served_files()
+    record = ReleaseRecord(
+        model_name="test",
+        version=version,
+        onnx_sha256=sha256_file(onnx),
+        threshold=threshold,
+        serving_code_sha256=files_sha256(files, PROJECT_ROOT),
+        serving_files=tuple(files),
+        data_md5="synthetic",
+        split_md5="synthetic",
+        gate={},
+        approver="test",
+        approved_at="2026-12-04T00:00:00+00:00",
+        git_commit="test",
+    )
+    key = release_key({}, key_file)
+    return sign(record, key).to_json(), public_key_text(key)
+
+
+def register_outside_heartgate(state: Path, like: str, model_name: str = "heartgate-ecg-autoencoder") -> str:
+    """A version registered with MLflow's own client, from an existing run's model: it passed no
+    gate and no person approved it, so it has no release record (what a gate-refused version is)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=StatePaths(state).mlflow_tracking_uri)
+    model = client.get_model_version(model_name, like)
+    tags = {key: value for key, value in model.tags.items() if key != "release.record"}
+    return str(client.create_model_version(model_name, model.source, run_id=model.run_id, tags=tags).version)

@@ -179,6 +179,14 @@ class Registry:
                 fetched.replace(kept)
         return kept
 
+    def artifact_sha256(self, run_id: str, path: str) -> str:
+        """The sha256 of a run artifact as the store holds it now (downloaded again, not the cache:
+        what a release check compares with its record)."""
+        import hashlib
+
+        with tempfile.TemporaryDirectory() as scratch:
+            return hashlib.sha256(Path(self.client.download_artifacts(run_id, path, scratch)).read_bytes()).hexdigest()
+
     def log_bytes(self, run_id: str, path: str, content: bytes) -> Path:
         """Log `content` as the run artifact `path` and keep it in the cache."""
         with tempfile.TemporaryDirectory() as scratch:

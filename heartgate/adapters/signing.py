@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from heartgate.adapters.secrets import RELEASE_KEY
+from heartgate.adapters.state import StatePaths
+from heartgate.core.config import HeartgateConfig
 from heartgate.core.errors import ConfigError
 
 if TYPE_CHECKING:  # for the annotations only: cryptography is imported where a key is used
@@ -93,6 +94,12 @@ def public_key(text: str, where: str = "the release public key") -> Ed25519Publi
         raise ConfigError(f"{where} is not an Ed25519 public key (its 32 bytes in base64)") from None
 
 
-def key_id(text: str) -> str:
-    """A short name for a public key (its sha256, 16 hex digits), as records and messages show it."""
-    return hashlib.sha256(base64.b64decode(text)).hexdigest()[:16]
+def trusted_public_key(config: HeartgateConfig, environ: Mapping[str, str]) -> str | None:
+    """The public key release records are verified with: release.public_key, else (embedded
+    default) the public half of the key this machine signs with, once there is one; else None."""
+    if config.release.public_key:
+        return config.release.public_key
+    key_file = StatePaths(config.state_root).release_key
+    if config.stack.profile == "embedded" and (environ.get(RELEASE_KEY) or key_file.exists()):
+        return public_key_text(release_key(environ, key_file))
+    return None

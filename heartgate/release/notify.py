@@ -6,10 +6,14 @@ The run labels itself before it waits (`WAITING_LABELS`), so the message names t
 version and the gate's figures. The default channel is a webhook (Prefect's custom-webhook
 block, `approval.notify.webhook_url`); Slack, Teams or email are Prefect notification blocks made
 by the team, named in `approval.notify.block`, whose secrets stay in Prefect.
+
+The same channel carries heartgate's alerts (`alert`: a release refused by reconcile), sent
+straight from the process that saw the problem, together with a Prefect event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from heartgate.core.config import HeartgateConfig
@@ -19,6 +23,7 @@ from heartgate.core.errors import ConfigError
 if TYPE_CHECKING:  # for the annotations only: the library is imported where it is used
     from uuid import UUID
 
+    from prefect.blocks.notifications import NotificationBlock
     from prefect.client.orchestration import SyncPrefectClient
 
 AUTOMATION = "heartgate: a run waits for approval"
@@ -58,7 +63,6 @@ def label_waiting_run(flow_run_id: UUID, labels: dict[str, str]) -> None:
 
 def _block_document_id(client: SyncPrefectClient, config: HeartgateConfig) -> UUID:
     """The notification block's id: the team's named block, or the webhook block made here."""
-    from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.exceptions import ObjectNotFound
 
     notify = config.approval.notify
@@ -68,8 +72,32 @@ def _block_document_id(client: SyncPrefectClient, config: HeartgateConfig) -> UU
             return client.read_block_document_by_name(name, block_type_slug=block_type).id
         except ObjectNotFound:
             raise ConfigError(f"approval.notify.block: no Prefect block {notify.block!r} (create it in the UI's Blocks page first)") from None
-    webhook = CustomWebhookNotificationBlock(name="heartgate", url=notify.webhook_url, method="POST", json_data={"subject": "{{subject}}", "text": "{{body}}"})
-    return webhook.save(WEBHOOK_BLOCK, overwrite=True)
+    return _webhook(config).save(WEBHOOK_BLOCK, overwrite=True)
+
+
+def _webhook(config: HeartgateConfig) -> NotificationBlock:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    url = config.approval.notify.webhook_url
+    return CustomWebhookNotificationBlock(name="heartgate", url=url, method="POST", json_data={"subject": "{{subject}}", "text": "{{body}}"})
+
+
+def alert(config: HeartgateConfig, line: str, event: str, resource: str, log: Callable[[str], None]) -> None:
+    """Tell people now: `line` to the approval notification's channel (if one is configured) and a
+    Prefect event `event` about `resource`. A channel that cannot be reached is logged; it never
+    hides or undoes what the alert is about."""
+    from prefect.blocks.core import Block
+    from prefect.events import emit_event
+
+    notify = config.approval.notify
+    try:
+        if notify.block:
+            Block.load(notify.block).notify(body=line, subject=line)
+        elif notify.webhook_url:
+            _webhook(config).notify(body=line, subject=line)
+    except Exception as failure:  # noqa: BLE001 - any channel's failure: say so, the refusal itself stands
+        log(f"the alert could not be sent through approval.notify ({failure.__class__.__name__}: {failure})")
+    emit_event(event=event, resource={"prefect.resource.id": resource}, payload={"message": line})
 
 
 def ensure_approval_notification(client: SyncPrefectClient, config: HeartgateConfig) -> bool:

@@ -26,8 +26,7 @@ from heartgate.core.contracts import (
 from heartgate.core.errors import HeartgateError
 from heartgate.core.lineage import timestamp
 from heartgate.release.reconcile import clear_undeployed
-from heartgate.release.record import RECORD_TAG, release_record, sign, signing_key
-from heartgate.serving.bento import build_bento
+from heartgate.release.record import RECORD_TAG, release_record, sign, signing_key, verified_build
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.base import RollbackError
 
@@ -96,7 +95,7 @@ def roll_back(config: HeartgateConfig, log: Callable[[str], None] = print) -> De
     with deploy_lock(target.name, config.state_root):
         serving = target.current()
         with Transaction(log) as undo:
-            deployment = target.roll_back(build_bento(registry, previous))  # smoke-tested, or the target put back what served
+            deployment = target.roll_back(verified_build(config, registry, previous, os.environ))  # smoke-tested, or the target put back what served
             if serving is not None:
                 undo.on_failure(f"put {serving.bento_tag} back on {target.name}", lambda _: target.restore(serving))
             with promotion_lock(registry.model_name, config.state_root):

@@ -10,7 +10,12 @@ deploy lock and converges:
 - they differ, or the smoke test fails: deploy `@production` again (the target's own apply,
   which stops strays, replaces a dead server and smoke-tests);
 - that fails: the target's undo has put back the last deployment that passed a smoke test;
-  `@production` moves back to it and the version that could not be served is tagged `rejected`.
+  `@production` moves back to it and the version that could not be served is tagged `rejected`;
+- `@production`'s release record does not verify (the alias was moved outside heartgate, the
+  record is missing or forged, the registered artifact was replaced): it is never served. The last
+  valid release keeps serving (or serves again) and `@production` goes back to it, the version is
+  tagged with the reason, the approval notification's channel gets a one-line alert and Prefect an
+  event, `status` names it until the next verified deploy, and the command fails (ReleaseRefused).
 
 Every repair is written into the lineage of the version it concerns (`reconciled.<target>`).
 Every train-and-deploy run reconciles first, `heartgate reconcile` does it by hand, and the
@@ -19,6 +24,8 @@ Every train-and-deploy run reconciles first, `heartgate reconcile` does it by ha
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,14 +35,19 @@ from heartgate.core.config import HeartgateConfig
 from heartgate.core.contracts import BentoBuild, Deployment, Reconciled, ServingState
 from heartgate.core.errors import HeartgateError
 from heartgate.core.lineage import timestamp
-from heartgate.serving.bento import build_bento
+from heartgate.release.notify import alert
+from heartgate.release.record import ReleaseNotVerified, trusted_key, verified_build
+from heartgate.serving.bento import bento_src, registry_version_of, tags_for
+from heartgate.serving.proof import PUBLIC_KEY_VARIABLE, check_served_model
 from heartgate.serving.targets import target_for
-from heartgate.serving.targets.base import DeployTarget
+from heartgate.serving.targets.base import DeployTarget, model_dir
 
 Log = Callable[[str], None]
 UNDEPLOYED_TAG = "undeployed.{target}"
 RECONCILED_TAG = "reconciled.{target}"
 DEPLOYED_TAG = "deployed.{target}"  # on a version: when and where a run's deploy served it (heartgate history)
+REFUSED_TAG = "refused.{target}"  # on the model: the last version reconcile refused to serve (status names it)
+REFUSED_EVENT = "heartgate.release.refused"
 
 
 class ReconcileFailed(HeartgateError):
@@ -44,6 +56,10 @@ class ReconcileFailed(HeartgateError):
 
 class OutOfSync(HeartgateError):
     """`heartgate status`: the target does not serve what is desired."""
+
+
+class ReleaseRefused(HeartgateError):
+    """`@production` named a version without a valid release record: it was not served."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +104,10 @@ def clear_undeployed(registry: Registry, target: str) -> None:
 
 
 def record_deployed(registry: Registry, deployment: Deployment) -> None:
-    """A deploy passed its smoke test: serving again (the watchdog keeps it so), and the version's ledger says where."""
+    """A deploy passed its smoke test: serving again (the watchdog keeps it so), and the version's
+    ledger says where. A verified release serves now, so an earlier refusal is no longer news."""
     clear_undeployed(registry, deployment.target)
+    registry.tag_model(REFUSED_TAG.format(target=deployment.target), None)
     registry.tag(deployment.registry_version, {DEPLOYED_TAG.format(target=deployment.target): f"{timestamp()}: {deployment.url}"})
 
 
@@ -104,7 +122,10 @@ def reconcile(config: HeartgateConfig, log: Log = print, lock_timeout_s: float =
             return Reconciled(
                 target=target.name, desired=None, action="nothing_desired", message=f"{target.name}: nothing to serve ({desired.why}); {actual.describe()}"
             )
-        built = build_bento(registry, desired.version)
+        try:
+            built = verified_build(config, registry, desired.version, os.environ)
+        except ReleaseNotVerified as unproven:
+            raise _refuse(config, registry, target, desired.version, str(unproven)) from None
         if actual.serves(desired.version):
             try:
                 return _verify(registry, target, built)
@@ -133,7 +154,7 @@ def _verify(registry: Registry, target: DeployTarget, built: BentoBuild) -> Reco
 def _repair(config: HeartgateConfig, registry: Registry, target: DeployTarget, version: str, why: str) -> Reconciled:
     target.log(f"{target.name} is out of sync: {why}; deploying @production version {version} again")
     try:
-        deployment = target.apply(build_bento(registry, version))
+        deployment = target.apply(verified_build(config, registry, version, os.environ))
     except HeartgateError as failure:
         return _fall_back(config, registry, target, version, f"{why}; deploying it again failed: {failure}")
     clear_undeployed(registry, target.name)
@@ -159,3 +180,51 @@ def _fall_back(config: HeartgateConfig, registry: Registry, target: DeployTarget
         f" and @production is back on it ({why})" if moved else f" ({why})"
     )
     return Reconciled(target=target.name, desired=version, action="fell_back", message=message)
+
+
+def _refuse(config: HeartgateConfig, registry: Registry, target: DeployTarget, version: str, why: str) -> ReleaseRefused:
+    """`@production` names `version`, whose release does not verify: keep (or put back) the last
+    valid release, point `@production` at it, tag, alert; the error says what happened."""
+    serving = target.current()
+    if serving is not None and serving.registry_version == version and _served_copy_verified(config, serving.bento_tag):
+        kept = f"{target.name} keeps serving its verified copy of version {version} (checked against the signed record)"
+    elif serving is not None and serving.registry_version != version:
+        fallback = verified_build(config, registry, serving.registry_version, os.environ)  # it must be a valid release too
+        if target.observe().serves(fallback.registry_version):
+            target.verify(fallback)
+        else:
+            target.apply(fallback)
+        with promotion_lock(registry.model_name, config.state_root):
+            if registry.alias_version(PRODUCTION_ALIAS) == version:
+                registry.point(PRODUCTION_ALIAS, fallback.registry_version)
+        kept = f"{target.name} serves version {fallback.registry_version}, and @production is back on it"
+    else:
+        kept = f"{target.name} has no verified release to serve"
+    note = f"{timestamp()}: not served, its release does not verify ({why})"
+    registry.tag(version, {"rejected": note, RECONCILED_TAG.format(target=target.name): note})
+    message = f"refused @production version {version}: {why}; {kept}"
+    registry.tag_model(REFUSED_TAG.format(target=target.name), f"version {version} at {timestamp()}: {why}")
+    alert(config, f"heartgate: {message}", event=REFUSED_EVENT, resource=f"heartgate.model.{registry.model_name}.{version}", log=target.log)
+    return ReleaseRefused(message)
+
+
+def _served_copy_verified(config: HeartgateConfig, bento_tag: str) -> bool:
+    """Whether the bento that serves (this machine's store) still carries a valid release of its
+    own: the case of a registry artifact replaced after it was deployed."""
+    from bentoml.exceptions import BentoMLException
+
+    try:
+        environ = {PUBLIC_KEY_VARIABLE: trusted_key(config, os.environ)}
+        check_served_model(model_dir(tags_for(registry_version_of(bento_tag))[0]), bento_src(bento_tag), environ)
+    except (HeartgateError, BentoMLException, OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def refused_release(registry: Registry | None, target: str) -> str | None:
+    """The last refusal `status` reports (until a verified release is deployed), or None."""
+    if registry is None:
+        return None
+    with contextlib.suppress(HeartgateError):
+        return registry.model_tags().get(REFUSED_TAG.format(target=target))
+    return None

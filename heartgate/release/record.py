@@ -4,13 +4,13 @@ When heartgate moves `@production`, it writes for that version the sha256 of exa
 serve (the ONNX model and its threshold, and the serving code), the data and split it was scored
 on, the gate's decision, who approved it, when, from which flow run and commit; then signs the
 record's canonical bytes (sorted-key JSON) with the release key (heartgate.adapters.signing).
-Anyone with the public key can check it; only the promoting process could have written it.
+Anyone with the public key can check it (heartgate.serving.proof, the one checker, which the
+served process runs too); only the promoting process could have written it.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -18,24 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from heartgate.adapters.registry import Registry
 from heartgate.adapters.secrets import RELEASE_KEY
-from heartgate.adapters.signing import key_id, public_key, public_key_text, release_key
+from heartgate.adapters.signing import public_key_text, release_key, trusted_public_key
 from heartgate.adapters.state import StatePaths
-from heartgate.core.config import HeartgateConfig
-from heartgate.core.contracts import ApprovalOutcome, GateDecision, RegisteredVersion
-from heartgate.core.errors import ConfigError, HeartgateError
-from heartgate.ml.data import sha256_of
-from heartgate.serving.packaging import files_sha256, module_files
+from heartgate.core.config import PROJECT_ROOT, HeartgateConfig
+from heartgate.core.contracts import ApprovalOutcome, BentoBuild, GateDecision, RegisteredVersion
+from heartgate.core.errors import ConfigError
+from heartgate.serving.bento import bento_src, build_bento
+from heartgate.serving.packaging import served_files
+from heartgate.serving.proof import ReleaseNotVerified, canonical, checked_record, files_sha256, key_id, require_vouched
 
 if TYPE_CHECKING:  # for the annotations only: cryptography is imported where a key is used
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 RECORD_SCHEMA = 1
 RECORD_TAG = "release.record"  # on the registered version: the signed record, as JSON
-SERVED_ENTRY_MODULES = ("service.service", "service.lambda_handler")  # the bento's and the Lambda zip's code
-
-
-class ReleaseNotVerified(HeartgateError):
-    """A release record is missing, malformed, forged, or vouches for something else."""
+__all__ = ["RECORD_TAG", "ReleaseNotVerified", "ReleaseRecord", "SignedRecord", "sign", "verified_build", "verified_release", "verify"]
 
 
 class ReleaseRecord(BaseModel):
@@ -49,6 +46,7 @@ class ReleaseRecord(BaseModel):
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     threshold: float
     serving_code_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    serving_files: tuple[str, ...]  # the files serving_code_sha256 covers, so a served process can hash them
     data_md5: str
     split_md5: str
     gate: dict[str, str]  # the gate's decision and figures, as the version's tags hold them
@@ -58,7 +56,7 @@ class ReleaseRecord(BaseModel):
     git_commit: str
 
     def canonical(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        return canonical(self.model_dump(mode="json"))
 
 
 class SignedRecord(BaseModel):
@@ -80,42 +78,17 @@ def sign(record: ReleaseRecord, key: Ed25519PrivateKey) -> SignedRecord:
 def verify(stored: str | None, trusted_key: str, version: str) -> ReleaseRecord:
     """The record of registry version `version`, if `stored` is one the trusted public key signed
     for exactly that version; else ReleaseNotVerified, naming why in one line."""
-    from cryptography.exceptions import InvalidSignature
-
-    if not stored:
-        raise ReleaseNotVerified(f"version {version} has no release record: it was not promoted through heartgate")
+    checked = checked_record(stored, trusted_key, version)
     try:
-        signed = SignedRecord.model_validate_json(stored)
+        return ReleaseRecord.model_validate(checked)
     except ValidationError as exc:
         raise ReleaseNotVerified(f"version {version}'s release record is malformed ({exc.errors()[0]['msg']})") from None
-    if signed.key_id != key_id(trusted_key):
-        raise ReleaseNotVerified(f"version {version}'s release record is signed by key {signed.key_id}, not the trusted {key_id(trusted_key)}")
-    try:
-        public_key(trusted_key).verify(base64.b64decode(signed.signature), signed.record.canonical())
-    except (InvalidSignature, ValueError):
-        raise ReleaseNotVerified(f"version {version}'s release record does not match its signature (it was changed after signing)") from None
-    if signed.record.version != version:
-        raise ReleaseNotVerified(f"the release record stored with version {version} vouches for version {signed.record.version}")
-    return signed.record
-
-
-def require_same_artifact(record: ReleaseRecord, onnx_sha256: str, serving_code_sha256: str) -> None:
-    """What is about to serve is what was gated and approved, byte for byte."""
-    for what, found, vouched in (("ONNX model", onnx_sha256, record.onnx_sha256), ("serving code", serving_code_sha256, record.serving_code_sha256)):
-        if found != vouched:
-            raise ReleaseNotVerified(
-                f"version {record.version}'s {what} is not the one that was gated and approved (sha256 {found[:12]}, the record says {vouched[:12]})"
-            )
-
-
-def serving_code_sha256() -> str:
-    """The code that serves a model on either target: every project file their entry modules import."""
-    return files_sha256(sorted({name for entry in SERVED_ENTRY_MODULES for name in module_files(entry)}))
 
 
 def registered_onnx_sha256(registry: Registry, run_id: str, tags: Mapping[str, str]) -> str:
-    """The sha256 of the ONNX file the registry holds for a version (its run's artifact)."""
-    return sha256_of(registry.artifact(run_id, tags["onnx_artifact"]))
+    """The sha256 of the ONNX file the registry holds for a version (its run's artifact), read
+    from the store now: a file replaced there is seen by the next check on every machine."""
+    return registry.artifact_sha256(run_id, tags["onnx_artifact"])
 
 
 def release_record(registry: Registry, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome) -> ReleaseRecord:
@@ -123,12 +96,14 @@ def release_record(registry: Registry, candidate: RegisteredVersion, decision: G
     from prefect.runtime import flow_run
 
     tags = candidate.tags
+    files = served_files()
     return ReleaseRecord(
         model_name=registry.model_name,
         version=candidate.version,
         onnx_sha256=registered_onnx_sha256(registry, candidate.run_id, tags),
         threshold=float(tags["threshold"]),
-        serving_code_sha256=serving_code_sha256(),
+        serving_code_sha256=files_sha256(files, PROJECT_ROOT),
+        serving_files=tuple(files),
         data_md5=tags["data_md5"],
         split_md5=tags["split_md5"],
         gate=decision.as_tags(),
@@ -152,20 +127,29 @@ def signing_key(config: HeartgateConfig, environ: Mapping[str, str]) -> Ed25519P
 
 
 def trusted_key(config: HeartgateConfig, environ: Mapping[str, str]) -> str:
-    """The public key records are verified with: release.public_key, else (embedded default) the
-    public half of the key this machine signs with."""
-    if config.release.public_key:
-        return config.release.public_key
-    key_file = StatePaths(config.state_root).release_key
-    if config.stack.profile == "embedded" and (environ.get(RELEASE_KEY) or key_file.exists()):
-        return public_key_text(release_key(environ, key_file))
-    raise ReleaseNotVerified("no release key to verify with: set release.public_key to the public half of the key that signs releases")
+    """The public key records are verified with (heartgate.adapters.signing.trusted_public_key)."""
+    trusted = trusted_public_key(config, environ)
+    if trusted is None:
+        raise ReleaseNotVerified("no release key to verify with: set release.public_key to the public half of the key that signs releases")
+    return trusted
 
 
 def verified_release(registry: Registry, version: str, trusted: str) -> ReleaseRecord:
-    """Version `version`'s record, checked: signed by the trusted key, for this version, and what
-    the registry holds for it now is what the record vouches for."""
+    """Version `version`'s record, checked: signed by the trusted key, for this version, and the
+    ONNX file the registry holds for it now is the one the record vouches for."""
     tags = registry.tags(version)
     record = verify(tags.get(RECORD_TAG), trusted, version)
-    require_same_artifact(record, registered_onnx_sha256(registry, tags["run_id"], tags), serving_code_sha256())
+    require_vouched(record.model_dump(mode="json"), {"onnx_sha256": registered_onnx_sha256(registry, tags["run_id"], tags)})
     return record
+
+
+def verified_build(config: HeartgateConfig, registry: Registry, version: str, environ: Mapping[str, str]) -> BentoBuild:
+    """The bento of release `version`, proven: its record verifies, the registry's ONNX file is
+    the vouched one, and so are the bento's model and code (what both targets serve). Every path
+    to serving (deploy, rollback, reconcile) builds through here; the served process checks the
+    same record again at start (heartgate.serving.proof.check_served_model)."""
+    record = verified_release(registry, version, trusted_key(config, environ))
+    built = build_bento(registry, version, release=registry.tags(version)[RECORD_TAG])
+    found = {"onnx_sha256": built.onnx_sha256, "serving_code_sha256": files_sha256(list(record.serving_files), bento_src(built.bento_tag))}
+    require_vouched(record.model_dump(mode="json"), found)
+    return built

@@ -1,8 +1,10 @@
 """build-bento: a BentoML bento around the promoted registry version.
 
-The bento model holds the version's ONNX export and a metadata.json with its threshold and
-lineage; both come from the registry alone, so building twice from one version gives the same
-model files. Tags are derived from the registry version (`heartgate-ecg:v3`, `heartgate:v3`).
+The bento model holds the version's ONNX export, a metadata.json with its threshold and lineage,
+and its signed release record (release.json, which the served process checks at start); all come
+from the registry alone, so building twice from one version gives the same model files. The bento
+carries the serving code (`served_files`), which the Lambda package takes from it too. Tags are
+derived from the registry version (`heartgate-ecg:v3`, `heartgate:v3`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, TypeVar
 from heartgate.adapters.registry import Registry
 from heartgate.core.config import PROJECT_ROOT
 from heartgate.core.contracts import BentoBuild
-from heartgate.serving.packaging import module_files
+from heartgate.serving.packaging import served_files
+from heartgate.serving.proof import RELEASE_FILE
 from heartgate.serving.served_model import (
     BENTO_MODEL_NAME,
     BENTO_NAME,
@@ -63,22 +66,27 @@ def _existing(getter: Callable[[str], Found], tag: str) -> Found | None:
         return None
 
 
-def package_model(model_tag: str, onnx: Path, metadata: dict[str, Any]) -> str:
-    """The bento model: the ONNX file and metadata.json. Kept if the store already holds the same
-    ONNX under this tag, so a rebuild from one registry version gives the same model files."""
+def package_model(model_tag: str, onnx: Path, metadata: dict[str, Any], release: str) -> str:
+    """The bento model: the ONNX file, metadata.json and the signed release record. Kept if the
+    store already holds the same ONNX and record under this tag, so a rebuild from one registry
+    version gives the same model files."""
     import bentoml
 
-    onnx_sha256 = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    labels = {
+        "registry_version": str(metadata["model_version"]),
+        "onnx_sha256": hashlib.sha256(onnx.read_bytes()).hexdigest(),
+        "release_sha256": hashlib.sha256(release.encode()).hexdigest(),
+    }
     model = _existing(bentoml.models.get, model_tag)
-    if model is not None and model.info.labels.get("onnx_sha256") != onnx_sha256:
+    if model is not None and model.info.labels != labels:
         bentoml.models.delete(model_tag)  # a stale entry (a re-created registry, say): replace it
         model = None
     if model is None:
-        labels = {"registry_version": str(metadata["model_version"]), "onnx_sha256": onnx_sha256}
         with bentoml.models.create(model_tag, labels=labels, metadata=metadata) as created:
             shutil.copyfile(onnx, Path(created.path) / ONNX_FILE)
             (Path(created.path) / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
-    return onnx_sha256
+            (Path(created.path) / RELEASE_FILE).write_text(release)
+    return labels["onnx_sha256"]
 
 
 def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) -> None:
@@ -87,8 +95,8 @@ def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) 
 
     if _existing(bentoml.bentos.get, bento_tag) is None:
         name, version = bento_tag.split(":")
-        # What the bento carries: the service and the project modules it imports (no TensorFlow).
-        include = module_files(SERVICE_MODULE)
+        # What the bento carries: the serving code of both targets (no TensorFlow).
+        include = served_files()
         bentoml.bentos.build(
             SERVICE,
             name=name,
@@ -102,13 +110,22 @@ def build_service_bento(bento_tag: str, model_tag: str, labels: dict[str, str]) 
         )
 
 
-def build_bento(registry: Registry, version: str) -> BentoBuild:
-    """The bento of a registry version, from the registry alone; its tag goes into the version's tags."""
+def bento_src(bento_tag: str) -> Path:
+    """Where a bento in the store keeps the code it serves."""
+    import bentoml
+
+    return Path(bentoml.bentos.get(bento_tag).path) / "src"
+
+
+def build_bento(registry: Registry, version: str, release: str) -> BentoBuild:
+    """The bento of a registry version and its signed release record (`release`, checked by the
+    caller: heartgate.release.record.verified_build), from the registry alone; its tag goes into
+    the version's tags."""
     tags = registry.tags(version)
     model_tag, bento_tag = tags_for(version)
     smoke = json.loads(registry.artifact(tags["run_id"], tags["smoke_artifact"]).read_text())
     metadata = served_metadata(registry.model_name, version, tags) | {SMOKE_KEY: smoke}
-    onnx_sha256 = package_model(model_tag, registry.artifact(tags["run_id"], tags["onnx_artifact"]), metadata)
+    onnx_sha256 = package_model(model_tag, registry.artifact(tags["run_id"], tags["onnx_artifact"]), metadata, release)
     build_service_bento(bento_tag, model_tag, {"registry_version": version, "data_md5": tags["data_md5"]})
     registry.tag(version, {"bento_tag": bento_tag})
     return BentoBuild(bento_tag=bento_tag, model_tag=model_tag, registry_version=version, onnx_sha256=onnx_sha256)

@@ -1,8 +1,9 @@
 """What each artifact ships, derived from the service's own imports, never listed by hand.
 
 `module_files("service.lambda_handler")` is the entry module plus every project module it
-imports, at any depth (function-level imports included), and their packages' `__init__.py`:
-the files the bento and the Lambda zip carry. Third-party packages come from the bento's Python
+imports, at any depth (function-level imports included), and their packages' `__init__.py`.
+`served_files()`, what the two entry modules load together, is what the bento and the Lambda zip
+carry and what a release record vouches for. Third-party packages come from the bento's Python
 environment or the Lambda wheels.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from heartgate.core.config import PROJECT_ROOT
 
 PROJECT_PACKAGES = ("heartgate", "service", "tasks", "flows")
+SERVED_ENTRY_MODULES = ("service.service", "service.lambda_handler")  # the bento server's and the Lambda function's
 
 
 def _module_path(name: str, root: Path) -> Path | None:
@@ -36,16 +38,6 @@ def _imported_names(path: Path) -> set[str]:
     return {name for name in names if name.split(".")[0] in PROJECT_PACKAGES}
 
 
-def files_sha256(files: list[str], root: Path = PROJECT_ROOT) -> str:
-    """One sha256 over project files (their paths and their bytes): what a release record vouches for."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256((root / name).read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def module_files(entry: str, root: Path = PROJECT_ROOT) -> list[str]:
     """Paths, relative to `root`, of the project files that importing `entry` loads."""
     seen: dict[str, Path] = {}
@@ -60,3 +52,9 @@ def module_files(entry: str, root: Path = PROJECT_ROOT) -> list[str]:
         parts = name.split(".")
         pending += [".".join(parts[:depth]) for depth in range(1, len(parts))]  # the packages above it
     return sorted(str(path.relative_to(root)) for path in seen.values())
+
+
+def served_files(root: Path = PROJECT_ROOT) -> list[str]:
+    """The serving code: what both entry modules load. The bento and the Lambda zip each carry all
+    of it, so the served process can hash the very files a release record vouches for."""
+    return sorted({name for entry in SERVED_ENTRY_MODULES for name in module_files(entry, root)})

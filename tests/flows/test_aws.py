@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from heartgate.adapters.registry import PRODUCTION_ALIAS
 from heartgate.adapters.state import StatePaths
 from heartgate.adapters.terraform import Terraform, TerraformError
 from heartgate.core.config import PROJECT_ROOT, load_config
+from heartgate.serving.proof import PUBLIC_KEY_VARIABLE
 from heartgate.serving.served_model import SMOKE_KEY
 from heartgate.serving.targets import target_for
 from heartgate.serving.targets.aws.target import api_gateway_event
@@ -171,23 +173,49 @@ print(json.dumps([handler(event) for event in json.loads(sys.stdin.read())]))
 """
 
 
-def run_handler(cloud, events: list[dict]) -> list[dict]:
-    package = live_package(cloud)
+def function_environment(cloud) -> dict[str, str]:
+    return cloud["aws"]["lambda"].get_function_configuration(FunctionName="heartgate", Qualifier=live(cloud))["Environment"]["Variables"]
+
+
+def unpacked_live_package(cloud) -> Path:
     unpacked = cloud["state"].parent / "unpacked"
     if not unpacked.exists():
-        with zipfile.ZipFile(package) as archive:
+        with zipfile.ZipFile(live_package(cloud)) as archive:
             archive.extractall(unpacked)
+    return unpacked
+
+
+def cold_start(cloud, unpacked: Path, events: list[dict]) -> subprocess.CompletedProcess:
+    """A fresh container: the package's handler in a fresh interpreter, with the function's release key."""
     limits = {"HEARTGATE_SERVE__MAX_ROWS": str(MAX_ROWS), "HEARTGATE_SERVE__MAX_BODY_BYTES": str(MAX_BODY)}
-    result = subprocess.run(
+    release_key = {PUBLIC_KEY_VARIABLE: function_environment(cloud)[PUBLIC_KEY_VARIABLE]}
+    return subprocess.run(
         [sys.executable, "-I", "-c", _RUN_EVENTS, str(unpacked)],
         input=json.dumps(events),
-        env={"PATH": "/usr/bin:/bin", **limits},
+        env={"PATH": "/usr/bin:/bin", **limits, **release_key},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def run_handler(cloud, events: list[dict]) -> list[dict]:
+    result = cold_start(cloud, unpacked_live_package(cloud), events)
     assert result.returncode == 0, result.stderr[-2000:]
     return [(r["statusCode"], json.loads(r["body"])) for r in json.loads(result.stdout)]
+
+
+def test_a_package_whose_model_or_code_was_swapped_does_not_serve_at_cold_start(cloud, tmp_path):
+    """The package checks its own release record when a container starts: a swapped ONNX file or
+    handler module answers no request."""
+    events = [api_gateway_event("POST", "/predict", json.dumps({"beats": [BEAT]}))]
+    for swapped, message in (("model/scorer.onnx", "ONNX model is not the one"), ("service/schema.py", "serving code is not the one")):
+        copy = tmp_path / swapped.replace("/", "-")
+        shutil.copytree(unpacked_live_package(cloud), copy)
+        with (copy / swapped).open("ab") as appended:
+            appended.write(b"\n")
+        refused = cold_start(cloud, copy, events)
+        assert refused.returncode != 0 and f"ReleaseNotVerified: version 1's {message}" in refused.stderr, refused.stderr[-2000:]
 
 
 def test_the_deployed_handler_serves_the_same_api(cloud):
@@ -230,6 +258,7 @@ def test_the_function_reads_its_key_from_the_secret_and_requires_it(cloud, monke
 
     model_dir = StatePaths(cloud["state"]).root / "bentoml" / "models" / "heartgate-ecg" / f"v{target_for(cloud['config']).current().registry_version}"
     monkeypatch.setenv("HEARTGATE_MODEL_DIR", str(model_dir))
+    monkeypatch.setenv(PUBLIC_KEY_VARIABLE, function["Environment"]["Variables"][PUBLIC_KEY_VARIABLE])
     monkeypatch.setenv("HEARTGATE_API_KEY_SECRET", cloud["secret_arn"])
     monkeypatch.setattr(lambda_handler, "_loaded", {})  # a fresh container
     body = json.dumps({"beats": [BEAT]})

@@ -19,7 +19,7 @@ from heartgate.adapters.registry import PREVIOUS_ALIAS, PRODUCTION_ALIAS
 from heartgate.adapters.state import StatePaths
 from heartgate.core.config import load_config
 from heartgate.serving.targets import target_for
-from tests.conftest import clean_environment, free_port
+from tests.conftest import WebhookReceiver, clean_environment, free_port, register_outside_heartgate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -149,7 +149,7 @@ def test_a_bento_rebuilt_from_the_registry_has_the_same_model_files(site):
     shutil.rmtree(bentoml_home / "bentos" / "heartgate" / "v1")
     rebuilt = site["heartgate"]("build-bento", "1")
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
-    assert digest() == first and set(first) == {"scorer.onnx", "metadata.json"}
+    assert digest() == first and set(first) == {"scorer.onnx", "metadata.json", "release.json"}
 
 
 def test_a_target_defined_outside_heartgate_is_reconciled_and_reported_like_the_others(site, tmp_path):
@@ -207,3 +207,65 @@ def test_every_promotion_leaves_a_signed_record_that_verify_checks(site):
         ]
     finally:
         client.set_model_version_tag(MODEL, "1", "release.record", stored)
+
+
+def test_a_version_moved_into_production_outside_heartgate_is_never_served(site):
+    """Attack 1 of issue 22: before, reconcile deployed whatever @production named and exited 0."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=StatePaths(site["state"]).mlflow_tracking_uri)
+    assert aliases(site["state"])[PRODUCTION_ALIAS] == "1" and served_version(site["url"]) == "1"
+    pid = server_pid(site["state"])
+    forged = register_outside_heartgate(site["state"], "1")
+    client.set_registered_model_alias(MODEL, PRODUCTION_ALIAS, forged)  # what the MLflow UI lets any editor do
+
+    status = site["heartgate"]("status")
+    assert status.returncode == 1
+    assert status.stderr.strip().splitlines()[-1] == (
+        f"heartgate: error: local: @production version {forged} will not be served: version {forged} has no release record: "
+        "it was not promoted through heartgate (the watchdog or `heartgate reconcile` refuses it)"
+    )
+    webhook = WebhookReceiver()
+    try:
+        refused = site["heartgate"]("reconcile", "--set", f"approval.notify.webhook_url={webhook.url}")
+        alerts = webhook.messages_about(f"refused @production version {forged}")
+    finally:
+        webhook.server.shutdown()
+    assert refused.returncode == 1
+    line = (
+        f"refused @production version {forged}: version {forged} has no release record: it was not promoted through heartgate; "
+        "local serves version 1, and @production is back on it"
+    )
+    assert refused.stderr.strip().splitlines()[-1] == f"heartgate: error: {line}"
+    assert [alert["text"] for alert in alerts] == [f"heartgate: {line}"]
+    assert served_version(site["url"]) == "1" and server_pid(site["state"]) == pid  # never stopped, never replaced
+    assert aliases(site["state"])[PRODUCTION_ALIAS] == "1"
+    assert "not served, its release does not verify" in client.get_model_version(MODEL, forged).tags["rejected"]
+    after = site["heartgate"]("status")
+    assert after.returncode == 1 and f"a release was refused, version {forged} at " in after.stderr
+
+
+def test_a_replaced_onnx_artifact_is_refused_and_the_verified_copy_keeps_serving(site):
+    """Attack 3: the registry's ONNX file of the production version is swapped after it was deployed."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=StatePaths(site["state"]).mlflow_tracking_uri)
+    version = client.get_model_version(MODEL, "1")
+    (onnx,) = (StatePaths(site["state"]).root / "mlflow").rglob(f"{version.run_id}/artifacts/{version.tags['onnx_artifact']}")  # the store's copy
+    original = onnx.read_bytes()
+    pid = server_pid(site["state"])
+    onnx.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        refused = site["heartgate"]("reconcile")
+        assert refused.returncode == 1
+        assert (
+            refused.stderr.strip()
+            .splitlines()[-1]
+            .startswith("heartgate: error: refused @production version 1: version 1's ONNX model is not the one that was gated and approved (")
+        )
+        assert refused.stderr.strip().endswith("; local keeps serving its verified copy of version 1 (checked against the signed record)")
+        assert served_version(site["url"]) == "1" and server_pid(site["state"]) == pid
+        assert site["heartgate"]("status").returncode == 1
+    finally:
+        onnx.write_bytes(original)
+    assert site["heartgate"]("verify", "1").returncode == 0

@@ -15,51 +15,20 @@ Every step's screenshot lands in <state>/screenshots.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from heartgate.adapters.registry import PRODUCTION_ALIAS
-from tests.conftest import browser_context, clean_environment, free_port
+from tests.conftest import WebhookReceiver, browser_context, clean_environment, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MODEL = "heartgate-ecg-autoencoder"
-
-
-class WebhookReceiver:
-    """A loopback endpoint that records every JSON body POSTed to it."""
-
-    def __init__(self) -> None:
-        received: list[dict] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.received = received
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/heartgate"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def messages_about(self, run_name: str, timeout: float = 60) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not [m for m in self.received if run_name in m["subject"]]:
-            time.sleep(0.5)
-        time.sleep(2)  # a second message, if one were coming, would be here by now
-        return [m for m in self.received if run_name in m["subject"]]
 
 
 def heartgate(site, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:

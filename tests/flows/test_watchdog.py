@@ -1,6 +1,7 @@
 """The watchdog: `heartgate up` deploys the `reconcile/watchdog` deployment from prefect.yaml on
 a schedule; a model server killed with -9 (its workers, which keep the port, included or not) is
-serving again, smoke-tested, without a person, and `heartgate status` says so only once it is."""
+serving again, smoke-tested, without a person, and `heartgate status` says so only once it is; a
+version moved into production outside heartgate is refused within one period, with an alert."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from heartgate.adapters.processes import pid_in
 from heartgate.adapters.state import StatePaths
-from tests.conftest import clean_environment, free_port, local_flags
+from tests.conftest import WebhookReceiver, clean_environment, free_port, local_flags, register_outside_heartgate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,7 +32,8 @@ def stack(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
     state = tmp_path_factory.mktemp("watchdog") / "state"
     undeploy_at_teardown(state)
     port = free_port()
-    env, flags = clean_environment(), local_flags(state, port, reference_csv_gz)
+    webhook = WebhookReceiver()  # the approval channel, which reconcile's alerts take too
+    env, flags = clean_environment(), (*local_flags(state, port, reference_csv_gz), "--set", f"approval.notify.webhook_url={webhook.url}")
     stack_flags = (
         "--set",
         f"stack.prefect_port={free_port()}",
@@ -49,7 +51,8 @@ def stack(tmp_path_factory, undeploy_at_teardown, reference_csv_gz):
     up = heartgate("up", *stack_flags)
     assert up.returncode == 0, up.stderr[-3000:]
     api = re.search(r"PREFECT_API_URL=(\S+)", up.stdout).group(1)
-    yield {"state": state, "url": f"http://127.0.0.1:{port}", "heartgate": heartgate, "api": api}
+    yield {"state": state, "url": f"http://127.0.0.1:{port}", "heartgate": heartgate, "api": api, "webhook": webhook}
+    webhook.server.shutdown()
     down = heartgate("down", *stack_flags)
     assert down.returncode == 0, down.stdout + down.stderr
 
@@ -117,3 +120,24 @@ def test_a_killed_server_is_back_within_one_period_and_status_tells_the_truth_me
     assert stack["heartgate"]("status").returncode == 0, f"not back after {back_after:.0f}s"
     assert served_version(stack["url"]) == "1"
     print(f"killed server back, in sync, after {back_after:.0f}s (watchdog every {INTERVAL_S}s)")
+
+
+def test_a_version_moved_into_production_outside_heartgate_is_refused_within_one_period(stack):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=StatePaths(stack["state"]).mlflow_tracking_uri)
+    forged = register_outside_heartgate(stack["state"], "1")
+    wait_for_a_watchdog_run_to_end(stack["api"])
+    client.set_registered_model_alias("heartgate-ecg-autoencoder", "production", forged)
+    started = time.monotonic()
+    while time.monotonic() - started < INTERVAL_S + 60 and client.get_registered_model("heartgate-ecg-autoencoder").aliases["production"] != "1":
+        time.sleep(1)
+    refused_after = time.monotonic() - started
+    assert client.get_registered_model("heartgate-ecg-autoencoder").aliases["production"] == "1", f"@production not back after {refused_after:.0f}s"
+    alerts = stack["webhook"].messages_about(f"refused @production version {forged}")
+    assert len(alerts) == 1 and "local serves version 1, and @production is back on it" in alerts[0]["text"]
+    assert served_version(stack["url"]) == "1"
+    assert "not served, its release does not verify" in client.get_model_version("heartgate-ecg-autoencoder", forged).tags["rejected"]
+    status = stack["heartgate"]("status")
+    assert status.returncode == 1 and f"a release was refused, version {forged} at " in status.stderr
+    print(f"forged @production refused, back on version 1, alert sent, after {refused_after:.0f}s (watchdog every {INTERVAL_S}s)")

@@ -23,10 +23,11 @@ from heartgate.core.ecg import parse_canonical_csv
 from heartgate.ml.splits import SplitArrays
 from heartgate.ml.training import build_scorer, export_onnx, fit_autoencoder
 from heartgate.serving.bento import API_DESCRIPTION, build_service_bento, package_model
+from heartgate.serving.proof import PUBLIC_KEY_VARIABLE
 from heartgate.serving.scorer import OnnxScorer
 from service.contract import PredictResponse
 from service.guard import DRAIN_BOUND
-from tests.conftest import browser_context, free_port, synthetic_csv, wait_until_answering
+from tests.conftest import browser_context, free_port, signed_release, synthetic_csv, wait_until_answering
 from tests.service.cases import BAD_REQUESTS, BEAT, MAX_BODY, MAX_ROWS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,7 +46,8 @@ def served(tmp_path_factory):
     export_onnx(build_scorer(autoencoder, scaling), onnx)
     errors = OnnxScorer(onnx).errors(table.beats)
     metadata = {"model_name": "test", "model_version": "http-1", "threshold": float(np.median(errors)), "lineage": {}}
-    package_model("heartgate-ecg:vhttp", onnx, metadata)
+    release, public_key = signed_release(onnx, "http-1", metadata["threshold"], tmp_path_factory.mktemp("keys") / "release.pem")
+    package_model("heartgate-ecg:vhttp", onnx, metadata, release)
     build_service_bento("heartgate:vhttp", "heartgate-ecg:vhttp", {})
 
     port = free_port()
@@ -55,6 +57,7 @@ def served(tmp_path_factory):
         "HEARTGATE_SERVE__BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "HEARTGATE_SERVE__ACCESS_LOG": "false",
         "HEARTGATE_API_KEY": API_KEY,
+        PUBLIC_KEY_VARIABLE: public_key,  # the served process checks its release with it
     }
     bentoml_bin = str(Path(sys.executable).with_name("bentoml"))
     log_path = tmp_path_factory.mktemp("serve") / "server.log"

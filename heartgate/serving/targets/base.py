@@ -19,11 +19,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from heartgate.adapters.dependencies import Dependency
 from heartgate.adapters.secrets import API_KEY
+from heartgate.adapters.signing import trusted_public_key
 from heartgate.adapters.state import StatePaths
 from heartgate.adapters.terraform import Terraform
 from heartgate.core.config import PROJECT_ROOT, HeartgateConfig, first_error
 from heartgate.core.contracts import BentoBuild, Deployment, ServingState
 from heartgate.core.errors import ConfigError, HeartgateError
+from heartgate.serving.proof import PUBLIC_KEY_VARIABLE
 
 Log = Callable[[str], None]
 RECORD_FILE = "deployed.json"
@@ -134,9 +136,11 @@ class DeployTarget(ABC):
         return terraform
 
     def serve_environment(self) -> dict[str, str]:
-        """What the served process reads at start: the serving limits, under the config's names."""
+        """What the served process reads at start: the serving limits, under the config's names, and
+        the public key it checks its release with (it refuses to serve without one)."""
         serve = self.config.serve
         return {
+            PUBLIC_KEY_VARIABLE: trusted_public_key(self.config, os.environ) or "",
             "HEARTGATE_SERVE__MAX_ROWS": str(serve.max_rows),
             "HEARTGATE_SERVE__MAX_BODY_BYTES": str(serve.max_body_bytes),
             "HEARTGATE_SERVE__ACCESS_LOG": str(serve.access_log).lower(),

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from heartgate.adapters.signing import public_key_text, release_key
-from heartgate.release.record import ReleaseNotVerified, ReleaseRecord, require_same_artifact, sign, verify
+from heartgate.release.record import ReleaseNotVerified, ReleaseRecord, sign, verify
+from heartgate.serving.proof import require_vouched
 
 RECORD = ReleaseRecord(
     model_name="heartgate-ecg-autoencoder",
@@ -16,6 +17,7 @@ RECORD = ReleaseRecord(
     onnx_sha256="a" * 64,
     threshold=0.0123,
     serving_code_sha256="c" * 64,
+    serving_files=("service/service.py",),
     data_md5="d" * 32,
     split_md5="e" * 32,
     gate={"gate_promotable": "true", "gate_reasons": "first model"},
@@ -44,7 +46,8 @@ def test_every_way_a_record_can_be_wrong_is_named(keys):
     changed = stored | {"record": stored["record"] | {"approver": "mallory"}}
     cases = {
         None: "version 3 has no release record: it was not promoted through heartgate",
-        "{}": "version 3's release record is malformed (Field required)",
+        "{}": "version 3's release record is malformed (KeyError: 'record')",
+        "not json": "version 3's release record is malformed (JSONDecodeError: Expecting value: line 1 column 1 (char 0))",
         json.dumps(changed): "version 3's release record does not match its signature (it was changed after signing)",
         sign(
             RECORD, other
@@ -59,13 +62,16 @@ def test_every_way_a_record_can_be_wrong_is_named(keys):
 
 
 def test_the_record_vouches_for_exact_bytes():
-    require_same_artifact(RECORD, "a" * 64, "c" * 64)
+    vouched = RECORD.model_dump(mode="json")
+    require_vouched(vouched, {"onnx_sha256": "a" * 64, "serving_code_sha256": "c" * 64, "threshold": "0.0123"})
     with pytest.raises(
-        ReleaseNotVerified, match=r"^version 3's ONNX model is not the one that was gated and approved \(sha256 bbbbbbbbbbbb, the record says aaaaaaaaaaaa\)$"
+        ReleaseNotVerified, match=r"^version 3's ONNX model is not the one that was gated and approved \(bbbbbbbbbbbb, the record says aaaaaaaaaaaa\)$"
     ):
-        require_same_artifact(RECORD, "b" * 64, "c" * 64)
+        require_vouched(vouched, {"onnx_sha256": "b" * 64})
     with pytest.raises(ReleaseNotVerified, match=r"^version 3's serving code is not the one"):
-        require_same_artifact(RECORD, "a" * 64, "0" * 64)
+        require_vouched(vouched, {"serving_code_sha256": "0" * 64})
+    with pytest.raises(ReleaseNotVerified, match=r"^version 3's threshold is not the one"):
+        require_vouched(vouched, {"threshold": "0.5"})
 
 
 def test_the_embedded_default_signs_with_its_own_key_and_the_server_profile_with_the_teams(tmp_path):

@@ -1,7 +1,9 @@
 """The Lambda artifact: a zip package built without Docker.
 
-It holds the handler and the project modules it imports (derived from its imports), the bento model (ONNX export and
-metadata.json), and onnxruntime + numpy as manylinux x86_64 wheels for the Lambda Python runtime,
+It holds the bento's serving code (the handler and the project modules it imports, taken from the
+bento so the Lambda serves the code its release record vouches for), the bento model (ONNX export,
+metadata.json, the signed release record), and onnxruntime, numpy, orjson and ecdsa (which checks the
+release at cold start) as manylinux x86_64 wheels for the Lambda Python runtime,
 fetched with `pip download --platform ... --only-binary=:all: --require-hashes` against the sha256
 that requirements.lock pins (and checked again at every build). The zip is deterministic (sorted
 entries, fixed timestamps), so one registry version always gives the same code sha256 and a
@@ -22,12 +24,13 @@ from pydantic import BaseModel, ConfigDict
 
 from heartgate.core.config import PROJECT_ROOT
 from heartgate.core.errors import HeartgateError, SourceUnreachableError
-from heartgate.serving.packaging import module_files
+from heartgate.serving.packaging import served_files
+from heartgate.serving.proof import RELEASE_FILE
 from heartgate.serving.served_model import METADATA_FILE, ONNX_FILE
 
 LAMBDA_PYTHON = "3.11"  # matches the module's runtime = "python3.11"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-RUNTIME_PACKAGES = ("onnxruntime", "numpy", "orjson")  # onnxruntime's other requirements are not needed to run a model
+RUNTIME_PACKAGES = ("onnxruntime", "numpy", "orjson", "ecdsa", "six")  # onnxruntime's other requirements are not needed to run a model; six is ecdsa's
 # What the handler never loads, left out of the package (127 -> 78 MiB unzipped; tests/flows/test_aws.py
 # scores the whole test split with what is left): ORT's C-API library (the Python binding links its
 # own copy), ORT's model tools, numpy's tests, build helpers, type stubs and the submodules numpy
@@ -122,16 +125,16 @@ def needed_at_runtime(name: str) -> bool:
     return not (name.endswith(UNUSED_SUFFIXES) or "/tests/" in name or name.startswith(UNUSED_IN_LAMBDA))
 
 
-def _entries(model_dir: Path, wheels: list[Path]) -> dict[str, bytes]:
+def _entries(model_dir: Path, code_root: Path, wheels: list[Path]) -> dict[str, bytes]:
     entries: dict[str, bytes] = {}
     for wheel in wheels:
         with zipfile.ZipFile(wheel) as archive:
             for name in archive.namelist():
                 if not name.endswith("/") and needed_at_runtime(name):
                     entries[name] = archive.read(name)
-    for relative in module_files(HANDLER_MODULE):  # the handler and the project modules it imports
-        entries[relative] = (PROJECT_ROOT / relative).read_bytes()
-    for name in (ONNX_FILE, METADATA_FILE):
+    for relative in served_files():  # the serving code, as the bento carries it
+        entries[relative] = (code_root / relative).read_bytes()
+    for name in (ONNX_FILE, METADATA_FILE, RELEASE_FILE):
         entries[f"model/{name}"] = (model_dir / name).read_bytes()
     return entries
 
@@ -159,10 +162,10 @@ def _kept(out: Path, inputs: str) -> LambdaPackage | None:
     return package if record.get("inputs_sha256") == inputs and record.get("zip_sha256") == package.sha256_hex else None
 
 
-def build_lambda_package(model_dir: Path, wheels: list[Path], out: Path) -> LambdaPackage:
+def build_lambda_package(model_dir: Path, code_root: Path, wheels: list[Path], out: Path) -> LambdaPackage:
     """The zip at `out`. Compressing takes seconds, so a zip built before from the same entries
     (recorded beside it with its own sha256) is kept: rollback and reconcile upload the same file."""
-    entries = _entries(model_dir, wheels)
+    entries = _entries(model_dir, code_root, wheels)
     unzipped = sum(len(data) for data in entries.values())
     if unzipped > LAMBDA_UNZIPPED_LIMIT:
         raise ValueError(f"Lambda package would be {unzipped / 2**20:.0f} MiB unzipped; the limit is 250 MiB")

@@ -33,6 +33,7 @@ from heartgate.adapters.terraform import Terraform, terraform_running
 from heartgate.adapters.transaction import Transaction
 from heartgate.core.contracts import BentoBuild, Deployment, ServingState
 from heartgate.core.errors import ConfigError, HeartgateError
+from heartgate.serving.bento import bento_src
 from heartgate.serving.served_model import BENTO_NAME
 from heartgate.serving.smoke import SmokeTestFailed, check_answer, post_json, smoke_payload
 from heartgate.serving.targets.aws.package import (
@@ -239,7 +240,8 @@ class AwsLambdaTarget(DeployTarget):
             require_docker_engine()
         paths = StatePaths(self.config.state_root)
         wheels = fetch_runtime_wheels(paths.downloads / "lambda-wheels")
-        package = build_lambda_package(model_dir(built.model_tag), wheels, self.deploy_dir / "packages" / f"heartgate-v{built.registry_version}.zip")
+        out = self.deploy_dir / "packages" / f"heartgate-v{built.registry_version}.zip"
+        package = build_lambda_package(model_dir(built.model_tag), bento_src(built.bento_tag), wheels, out)
         self.log(f"Lambda zip package: {package.size_bytes / 2**20:.1f} MiB, {package.unzipped_bytes / 2**20:.1f} MiB unzipped (limit 250 MiB)")
         aws = self.settings
         uploaded = UploadedPackage(built=package, bucket=aws.package_bucket or aws.state_bucket, key=f"heartgate/packages/{package.sha256_hex}.zip")

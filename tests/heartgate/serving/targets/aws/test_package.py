@@ -6,6 +6,7 @@ import zipfile
 
 import pytest
 
+from heartgate.core.config import PROJECT_ROOT
 from heartgate.serving.targets.aws.package import (
     RUNTIME_PACKAGES,
     WheelHashMismatch,
@@ -35,7 +36,7 @@ def test_a_wheel_that_is_not_the_pinned_file_is_refused(tmp_path):
 def test_a_lock_without_hashes_is_refused_in_one_line(tmp_path):
     lock = tmp_path / "requirements.lock"
     lock.write_text("numpy==2.4.6\nonnxruntime==1.32.0\norjson==3.13.0\n")
-    with pytest.raises(WheelHashMismatch, match=r"pins no hash for onnxruntime, numpy, orjson: run `make lock`$"):
+    with pytest.raises(WheelHashMismatch, match=r"pins no hash for onnxruntime, numpy, orjson, ecdsa, six: run `make lock`$"):
         runtime_requirements(lock)
 
 
@@ -66,16 +67,17 @@ def test_a_package_built_again_from_the_same_entries_is_the_file_kept_and_nothin
     model.mkdir()
     (model / "scorer.onnx").write_bytes(b"onnx-1")
     (model / "metadata.json").write_text("{}")
+    (model / "release.json").write_text("{}")
     out = tmp_path / "packages" / "heartgate-v1.zip"
 
-    first = build_lambda_package(model, [wheel], out)
+    first = build_lambda_package(model, PROJECT_ROOT, [wheel], out)
     written = out.stat().st_mtime_ns
-    assert build_lambda_package(model, [wheel], out) == first and out.stat().st_mtime_ns == written  # kept, not rewritten
+    assert build_lambda_package(model, PROJECT_ROOT, [wheel], out) == first and out.stat().st_mtime_ns == written  # kept, not rewritten
 
     out.write_bytes(out.read_bytes() + b"tampered")  # no longer the file the build recorded: built again
-    assert build_lambda_package(model, [wheel], out) == first
+    assert build_lambda_package(model, PROJECT_ROOT, [wheel], out) == first
     (model / "scorer.onnx").write_bytes(b"onnx-2")  # another model: another package
-    second = build_lambda_package(model, [wheel], out)
+    second = build_lambda_package(model, PROJECT_ROOT, [wheel], out)
     assert second.sha256_base64 != first.sha256_base64
     with zipfile.ZipFile(out) as archive:
         assert archive.read("model/scorer.onnx") == b"onnx-2"
