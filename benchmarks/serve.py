@@ -158,7 +158,11 @@ def main() -> None:
         print(f"\nmodel version {metadata['model_version']}; ab -k, {CONCURRENCY} concurrent keep-alive clients on loopback; {os.cpu_count()} cores")
 
         results = {"heartgate": measure("heartgate (deployed, defaults)", port, bodies, args.requests, state)}
-        served_env = env | runtime_environment(paths)
+        from heartgate.adapters.signing import public_key_text, release_key
+        from heartgate.serving.proof import PUBLIC_KEY_VARIABLE
+
+        # The levers serve the deployed bento again: it checks its release with the state's key.
+        served_env = env | runtime_environment(paths) | {PUBLIC_KEY_VARIABLE: public_key_text(release_key({}, paths.release_key))}
         measure_levers(f"heartgate:v{metadata['model_version']}", served_env, bodies, args.requests, state)
         seed_port = free_port()
         seed_env = served_env | {

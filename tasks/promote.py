@@ -18,8 +18,9 @@ from heartgate.release.promotion import label
 
 @task(name="promote")
 def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome) -> Promotion:
-    promotion = heartgate.release.promotion.promote(config, candidate, decision, approval)
-    get_run_logger().info(f"@production -> version {promotion.version} (was {label(promotion.previous)}), approved by {promotion.reviewer}")
+    logger = get_run_logger()
+    promotion = heartgate.release.promotion.promote(config, candidate, decision, approval, logger.info)
+    logger.info(f"@production -> version {promotion.version} (was {label(promotion.previous)}), approved by {promotion.reviewer}")
     return promotion
 
 

@@ -49,9 +49,13 @@ def conflict_message(candidate_version: str, scored_against: str | None, now: st
     )
 
 
-def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome) -> Promotion:
+def promote(
+    config: HeartgateConfig, candidate: RegisteredVersion, decision: GateDecision, approval: ApprovalOutcome, log: Callable[[str], None] = print
+) -> Promotion:
     """Move `@production` to the approved candidate, keeping the old one as `@previous`; its
-    signed release record is written first, before any alias moves."""
+    signed release record is written first, before any alias moves. A kill between two of these
+    writes leaves production where it was (record written, no alias moved), or `@previous` on the
+    old production beside it (moved first for that reason): nothing for reconcile to undo."""
     if not (decision.promotable and approval.approved):
         raise ValueError("only a candidate that passed the gate and was approved can be promoted")
     registry = Registry.for_config(config)
@@ -63,6 +67,7 @@ def promote(config: HeartgateConfig, candidate: RegisteredVersion, decision: Gat
             raise PromotionConflict(conflict)
         signed = sign(release_record(registry, candidate, decision, approval), signing_key(config, os.environ))
         registry.tag(candidate.version, {RECORD_TAG: signed.to_json()})
+        log(f"release record of version {candidate.version} signed (key {signed.key_id}); moving the aliases")
         before = registry.alias_version(PREVIOUS_ALIAS)
         if now is not None:
             registry.point(PREVIOUS_ALIAS, now)

@@ -46,6 +46,7 @@ def cloud(moto_server, tmp_path_factory):
         "AWS_ACCESS_KEY_ID": "AKIATESTSENTINELUSER",
         "AWS_SECRET_ACCESS_KEY": SENTINEL,
         "AWS_DEFAULT_REGION": "us-east-1",
+        "HEARTGATE_RELEASE_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),  # machine A and B promote with one key
     }
     clients = {
         name: boto3.client(name, endpoint_url=moto_server, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
@@ -388,6 +389,34 @@ def test_the_state_lock_blocks_a_concurrent_apply(cloud, tmp_path):
     assert len(errors) == 1, errors
     assert "Error acquiring the state lock" in str(errors[0])
     assert live(cloud) == "1"
+
+
+def test_a_package_swapped_in_s3_and_put_behind_live_outside_heartgate_is_replaced(cloud, tmp_path):
+    """Attack: the live package in S3 is replaced by one with another model, published as a new
+    function version and put behind `live` with the AWS API. status says so; reconcile uploads
+    the verified package again, publishes it and puts it behind `live`."""
+    aws = cloud["aws"]
+    verified = aws["lambda"].get_function_configuration(FunctionName="heartgate", Qualifier=live(cloud))["CodeSha256"]
+    bucket = target_for(cloud["config"]).current().variables["package_s3_bucket"]
+    key = f"heartgate/packages/{base64.b64decode(verified).hex()}.zip"  # packages are stored by their sha256: the one `live` runs
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(live_package(cloud)) as original, zipfile.ZipFile(tampered, "w") as out:
+        for item in original.infolist():
+            data = original.read(item)
+            out.writestr(item, data + b"\n" if item.filename == "model/scorer.onnx" else data)
+    aws["s3"].upload_file(str(tampered), bucket, key)
+    aws["lambda"].update_function_code(FunctionName="heartgate", S3Bucket=bucket, S3Key=key)
+    forged = aws["lambda"].publish_version(FunctionName="heartgate")["Version"]
+    aws["lambda"].update_alias(FunctionName="heartgate", Name="live", FunctionVersion=forged)
+
+    status = cloud["heartgate"]("status")
+    assert status.returncode == 1 and "aws is out of sync" in status.stderr, status.stdout + status.stderr[-2000:]
+    reconciled = cloud["heartgate"]("reconcile")
+    assert reconciled.returncode == 0, reconciled.stderr[-3000:]
+    assert live(cloud) != forged
+    assert aws["lambda"].get_function_configuration(FunctionName="heartgate", Qualifier=live(cloud))["CodeSha256"] == verified
+    assert hashlib.sha256(aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()).digest() == base64.b64decode(verified)
+    assert cloud["heartgate"]("status").returncode == 0
 
 
 def test_the_image_artifact_stops_at_the_missing_docker_engine():

@@ -38,10 +38,12 @@ SECRET = "hg-crash-test-secret-value"
 LOG_MAX_BYTES = 4096
 CANDIDATE = ("--set", "train.epochs=20")
 IN_TRAINING = "training"  # the one kill point inside the training
-# (kill point, marker in the run's log, seconds to wait after the marker, does @production move?)
+# (kill point, marker in the run's log, seconds to wait after the marker, does @production move?
+# None: either, as the kill lands between the release record and the two alias moves, or after them)
 LOCAL_KILL_POINTS = [
     (IN_TRAINING, r"Task run 'split-data-\w+' - Finished", 3.0, False),
     ("after-register", r"registered heartgate-ecg-autoencoder version \d+ as @candidate", 0.0, False),
+    ("after-release-record", r"release record of version \d+ signed", 0.0, None),
     ("after-promote", r"@production -> version \d+", 0.0, True),
     ("apply-create", r"terraform_data.server: Creating\.\.\.", 0.7, True),
     ("apply-destroy", r"terraform_data.server: Destroying\.\.\.", 0.0, True),
@@ -50,7 +52,7 @@ LOCAL_KILL_POINTS = [
 # AWS deploys blue/green: publish a version (the first apply), smoke-test it, move `live` (the second).
 AWS_KILL_POINTS = [
     *LOCAL_KILL_POINTS[:2],  # training, after register: nothing touched AWS yet; reconcile smoke-tests what serves
-    ("after-promote", LOCAL_KILL_POINTS[2][1], 0.0, True),
+    ("after-promote", LOCAL_KILL_POINTS[3][1], 0.0, True),
     ("apply-publish", r"aws_lambda_function.this: Modifying\.\.\.", 0.3, True),
     ("before-smoke-test", r"terraform: Apply complete!", 0.0, True),
     ("apply-move-live", r"aws_lambda_alias.live: Modifying\.\.\.", 0.0, True),
@@ -201,7 +203,13 @@ def reconcile_after_a_kill(site: Site, point: str, marker: str, delay: float, mo
     before = production(site.state)
     log = site.killed_run(marker, delay, trains=point == IN_TRAINING)
     killed = re.search(r"Beginning flow run '([\w-]+)'", log).group(1)
-    wanted = newest(site.state) if moves else before
+    if moves is None:  # between the record and the aliases: either, but nothing half-moved
+        wanted = production(site.state)
+        assert wanted in (before, newest(site.state))
+        if wanted != before:  # both aliases moved, @previous first
+            assert str(registry(site.state).get_registered_model(MODEL).aliases["previous"]) == before
+    else:
+        wanted = newest(site.state) if moves else before
     assert production(site.state) == wanted  # the kill left @production where the run had put it
 
     reconciled = site.heartgate("reconcile")

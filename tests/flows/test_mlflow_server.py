@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from heartgate.adapters.postgres import PostgresCluster
-from heartgate.adapters.state import MLFLOW_SERVER_ENVIRONMENT
+from heartgate.adapters.signing import public_key_text, release_key
+from heartgate.adapters.state import MLFLOW_SERVER_ENVIRONMENT, StatePaths
 from tests.conftest import clean_environment, free_port, wait_until_answering
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -117,10 +118,11 @@ def test_artifacts_are_keys_in_the_bucket_and_no_sqlite_store_exists(run, mlflow
 
 def test_another_machine_reads_the_lineage_and_rebuilds_the_bento_from_the_server(run, mlflow_server, tmp_path):
     other = tmp_path / "machine-b"
+    trusted = public_key_text(release_key({}, StatePaths(run).release_key))  # machine B holds only the public half
     lineage = heartgate("lineage", "production", state=other, tracking_uri=mlflow_server["url"])
     assert lineage.returncode == 0, lineage.stderr[-2000:]
     assert '"production"' in lineage.stdout and '"data_md5"' in lineage.stdout
-    rebuilt = heartgate("build-bento", "1", state=other, tracking_uri=mlflow_server["url"])
+    rebuilt = heartgate("build-bento", "1", "--set", f"release.public_key={trusted}", state=other, tracking_uri=mlflow_server["url"])
     assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
     assert rebuilt.stdout.startswith("bento heartgate:v1 (model heartgate-ecg:v1, onnx sha256 ")
     assert (other / "cache" / "run-artifacts").is_dir() and list(other.rglob("mlflow.db")) == []

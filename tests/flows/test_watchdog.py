@@ -130,10 +130,10 @@ def test_a_version_moved_into_production_outside_heartgate_is_refused_within_one
     wait_for_a_watchdog_run_to_end(stack["api"])
     client.set_registered_model_alias("heartgate-ecg-autoencoder", "production", forged)
     started = time.monotonic()
-    while time.monotonic() - started < INTERVAL_S + 60 and client.get_registered_model("heartgate-ecg-autoencoder").aliases["production"] != "1":
+    while time.monotonic() - started < INTERVAL_S + 60 and str(client.get_registered_model("heartgate-ecg-autoencoder").aliases["production"]) != "1":
         time.sleep(1)
     refused_after = time.monotonic() - started
-    assert client.get_registered_model("heartgate-ecg-autoencoder").aliases["production"] == "1", f"@production not back after {refused_after:.0f}s"
+    assert str(client.get_registered_model("heartgate-ecg-autoencoder").aliases["production"]) == "1", f"@production not back after {refused_after:.0f}s"
     alerts = stack["webhook"].messages_about(f"refused @production version {forged}")
     assert len(alerts) == 1 and "local serves version 1, and @production is back on it" in alerts[0]["text"]
     assert served_version(stack["url"]) == "1"
