@@ -114,6 +114,14 @@ def stop(server: subprocess.Popen) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
+def served_environment(paths: StatePaths) -> dict[str, str]:
+    """What a bento server of this state dir needs: its runtime, and the key it checks its release with."""
+    from heartgate.adapters.signing import public_key_text, release_key
+    from heartgate.serving.proof import PUBLIC_KEY_VARIABLE
+
+    return runtime_environment(paths) | {PUBLIC_KEY_VARIABLE: public_key_text(release_key({}, paths.release_key))}
+
+
 def measure_levers(bento: str, env: dict[str, str], bodies: dict[int, Path], requests: int, scratch: Path) -> None:
     """The same bento, one setting changed from the defaults at a time."""
     for label, settings in (("1 worker", {"HEARTGATE_SERVE__WORKERS": "1"}), ("access log off", {"HEARTGATE_SERVE__ACCESS_LOG": "false"})):
@@ -158,11 +166,7 @@ def main() -> None:
         print(f"\nmodel version {metadata['model_version']}; ab -k, {CONCURRENCY} concurrent keep-alive clients on loopback; {os.cpu_count()} cores")
 
         results = {"heartgate": measure("heartgate (deployed, defaults)", port, bodies, args.requests, state)}
-        from heartgate.adapters.signing import public_key_text, release_key
-        from heartgate.serving.proof import PUBLIC_KEY_VARIABLE
-
-        # The levers serve the deployed bento again: it checks its release with the state's key.
-        served_env = env | runtime_environment(paths) | {PUBLIC_KEY_VARIABLE: public_key_text(release_key({}, paths.release_key))}
+        served_env = env | served_environment(paths)
         measure_levers(f"heartgate:v{metadata['model_version']}", served_env, bodies, args.requests, state)
         seed_port = free_port()
         seed_env = served_env | {
